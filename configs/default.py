@@ -1,0 +1,131 @@
+"""Base configuration: Emo-DNA on the embedded synthetic corpora (no download).
+
+Every other config file starts from this one and overrides a few fields. Run with
+`python train.py --config=configs/default.py --workdir=DIR`; `configs/default.py:smoke`
+shrinks everything for tests.
+"""
+
+import ml_collections
+
+from emodna_jax import methods
+
+SHARED_CLASSES = "angry,fear,happy,neutral,sad"
+
+
+def get_config(arg: str = "") -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+
+    # ---- data -------------------------------------------------------------------------------
+    # A TFDS builder name (emodb, emovo, casia, ravdess, savee, synthetic_a/b/c) or
+    # `folder:PATH` for one's own recordings (the audio_folder builder).
+    c.source = "synthetic_a"
+    c.target = "synthetic_b"
+    # Comma-separated canonical emotion names; both corpora must have every one of them.
+    c.classes = SHARED_CLASSES
+    # Folder holding each real corpus' manual folder as <corpora_root>/<corpus>.
+    c.corpora_root = ""
+    # Where TFDS writes built datasets; "" means ~/.cache/emodna_jax/tfds.
+    c.data_dir = ""
+    # TFDS builder config = front end; the default is the authors' 39 MFCCs, 22,050 Hz, 96,000 samples.
+    c.features = "mfcc39"
+    # Feature standardisation: "corpus" (each corpus by its own unlabelled statistics),
+    # "utterance" (each utterance by itself) or "none" (raw, as the authors did).
+    c.normalization = "corpus"
+    c.shuffle_buffer = 2048
+    # The target split used both as unlabelled training data and as the test set
+    # (the authors' protocol: the whole target corpus).
+    c.target_split = "train"
+    # Held-out source speakers for source validation (label-free model selection on the target
+    # is impossible, so hyper-parameters are picked on these and on the synthetic corpora).
+    c.source_val_speakers = ""
+
+    # ---- model ------------------------------------------------------------------------------
+    c.model = ml_collections.ConfigDict()
+    c.model.filters = 39  # TIM-Net's channel width (= number of MFCCs in the authors' code).
+    c.model.kernel_size = 2  # causal dilated conv kernel, as TIM-Net.
+    c.model.dilations = 8  # dilations 1, 2, ..., 2**(dilations-1): receptive field 256 frames.
+    c.model.dropout_rate = 0.1  # spatial dropout inside each temporal block.
+    c.model.embed_dim = 64  # h: size of z_e and z_c.
+    # Number of lower temporal blocks shared by the emotion and corpus encoders (0 = separate).
+    c.model.shared_blocks = 0
+    # BatchNorm statistics: "shared" over source+target in one call (default, every method),
+    # or "per_corpus" (AdaBN-style separate statistics).
+    c.model.batch_norm = "shared"
+    c.model.bn_momentum = 0.99
+
+    # ---- method -----------------------------------------------------------------------------
+    c.method = "emodna"
+    c.loss = ml_collections.ConfigDict()
+    c.loss.label_smoothing = 0.1
+    c.loss.temperature = 0.1  # tau of the prototype contrastive losses.
+    c.loss.corpus_id_weight = 1.0  # a
+    c.loss.decoupling_weight = 1.0  # b
+    c.loss.corpus_align_weight = 1.0  # c
+    c.loss.class_align_weight = 1.0  # d
+    c.loss.corpus_align = "mmd"  # mmd | dann | coral | none
+    c.loss.class_align = "prototype"  # prototype | lmmd | none
+    # Weight of the diversity term (negative entropy of the mean target prediction), 0 = off.
+    c.loss.diversity_weight = 0.0
+    # MMD kernel bandwidths as multiples of the mean pairwise squared distance of the batch.
+    c.loss.mmd_bandwidths = (0.25, 0.5, 1.0, 2.0, 4.0)
+
+    c.pseudo = ml_collections.ConfigDict()
+    # Steps before any target pseudo-label is used (L_dec, P_e update, L_class).
+    c.pseudo.warmup_steps = 100
+    c.pseudo.threshold = "freematch"  # freematch | fixed | flexmatch | quantile | none
+    c.pseudo.fixed_threshold = 0.95
+    c.pseudo.tau_min = 0.7  # floor of the adaptive thresholds
+    # EMA rate of the threshold statistics; 0 means tie it to the schedule:
+    # lam = 1 - 1 / (0.1 * num_steps).
+    c.pseudo.threshold_ema = 0.0
+    # Quantile thresholds: fraction of each predicted class kept, growing linearly over adaptation.
+    c.pseudo.quantile_start = 0.2
+    c.pseudo.quantile_end = 0.6
+    # Who makes pseudo-labels: "student" (stop-gradient forward without dropout) or "ema" teacher.
+    c.pseudo.teacher = "student"
+    c.pseudo.teacher_decay = 0.99
+    c.prototype_momentum = 0.9  # m of the prototype EMA
+
+    # ---- optimisation -----------------------------------------------------------------------
+    c.batch_size = 64  # global, per stream: 64 source + 64 target examples a step.
+    c.num_steps = 400
+    c.learning_rate = 1e-3
+    c.lr_warmup_steps = 20
+    c.weight_decay = 1e-4
+    c.grad_clip_norm = 5.0
+    # Data-parallel backend: "pmap" (the design card's default) or "shard_map" (Mesh-based).
+    c.backend = "pmap"
+    c.num_devices = 0  # 0 = all local devices
+    c.distributed = False  # call jax.distributed.initialize() (multi-host pods)
+
+    # ---- logging, checkpoints, evaluation ---------------------------------------------------
+    c.log_every = 20
+    c.checkpoint_every = 100
+    c.max_checkpoints = 2
+    c.eval_batch_size = 128
+    c.plots = True
+
+    methods.apply(c, c.method)
+    if arg:
+        for part in arg.split(","):
+            if part == "smoke":
+                shrink_for_smoke_test(c)
+            else:
+                methods.apply(c, part)
+    return c
+
+
+def shrink_for_smoke_test(c: ml_collections.ConfigDict) -> None:
+    """Tiny model and schedule so that a whole run takes seconds on a CPU."""
+    c.model.filters = 8
+    c.model.dilations = 3
+    c.model.embed_dim = 16
+    c.batch_size = 16
+    c.num_steps = 12
+    c.pseudo.warmup_steps = 4
+    c.lr_warmup_steps = 2
+    c.log_every = 4
+    c.checkpoint_every = 6
+    c.eval_batch_size = 32
+    c.shuffle_buffer = 64

@@ -1,0 +1,1 @@
+"""emodna-jax: a JAX/Flax functional reimplementation of Emo-DNA for cross-corpus SER."""

@@ -1,0 +1,105 @@
+"""Methods as configurations of one trainer.
+
+Every baseline and ablation of the benchmark table is a set of loss weights and switches over the same
+train step (DESIGN §4): nothing here is a separate code path. `apply` writes a method's settings into a
+config; it is called by `configs/default.py:get_config("<method>")`.
+"""
+
+from typing import Callable
+
+import ml_collections
+
+Config = ml_collections.ConfigDict
+
+
+def _no_adaptation(c: Config) -> None:
+    c.loss.corpus_id_weight = 0.0
+    c.loss.decoupling_weight = 0.0
+    c.loss.corpus_align_weight = 0.0
+    c.loss.class_align_weight = 0.0
+    c.loss.corpus_align = "none"
+    c.loss.class_align = "none"
+    c.pseudo.threshold = "none"
+
+
+def source_only(c: Config) -> None:
+    """Labelled source only. Target examples still share the BatchNorm call (no free AdaBN)."""
+    _no_adaptation(c)
+
+
+def _corpus_alignment_only(kind: str) -> Callable[[Config], None]:
+    def apply(c: Config) -> None:
+        _no_adaptation(c)
+        c.loss.corpus_align = kind
+        c.loss.corpus_align_weight = 1.0
+
+    apply.__doc__ = f"Source classification plus corpus-level alignment by {kind.upper()}."
+    return apply
+
+
+def pseudo_label(c: Config) -> None:
+    """Self-training: cross-entropy on target pseudo-labels above a fixed threshold."""
+    _no_adaptation(c)
+    c.loss.class_align = "cross_entropy"
+    c.loss.class_align_weight = 1.0
+    c.pseudo.threshold = "fixed"
+
+
+def emodna(c: Config) -> None:
+    """Emo-DNA: contrastive decoupling + corpus-level MMD + class-level prototype alignment."""
+    c.loss.corpus_id_weight = 1.0
+    c.loss.decoupling_weight = 1.0
+    c.loss.corpus_align = "mmd"
+    c.loss.corpus_align_weight = 1.0
+    c.loss.class_align = "prototype"
+    c.loss.class_align_weight = 1.0
+    c.pseudo.threshold = "freematch"
+
+
+def emodna_no_decoupling(c: Config) -> None:
+    """Emo-DNA without the corpus encoder and the contrastive decoupling."""
+    emodna(c)
+    c.loss.corpus_id_weight = 0.0
+    c.loss.decoupling_weight = 0.0
+
+
+def emodna_no_corpus_align(c: Config) -> None:
+    """Emo-DNA without corpus-level (MMD) alignment."""
+    emodna(c)
+    c.loss.corpus_align = "none"
+    c.loss.corpus_align_weight = 0.0
+
+
+def emodna_no_class_align(c: Config) -> None:
+    """Emo-DNA without class-level alignment (pseudo-labels still feed L_dec and P_e)."""
+    emodna(c)
+    c.loss.class_align = "none"
+    c.loss.class_align_weight = 0.0
+
+
+def emodna_fixed_threshold(c: Config) -> None:
+    """Emo-DNA with a fixed confidence threshold instead of the adaptive one."""
+    emodna(c)
+    c.pseudo.threshold = "fixed"
+
+
+METHODS: dict[str, Callable[[Config], None]] = {
+    "source_only": source_only,
+    "mmd": _corpus_alignment_only("mmd"),
+    "dann": _corpus_alignment_only("dann"),
+    "coral": _corpus_alignment_only("coral"),
+    "pseudo_label": pseudo_label,
+    "emodna": emodna,
+    "emodna_no_decoupling": emodna_no_decoupling,
+    "emodna_no_corpus_align": emodna_no_corpus_align,
+    "emodna_no_class_align": emodna_no_class_align,
+    "emodna_fixed_threshold": emodna_fixed_threshold,
+}
+
+
+def apply(c: Config, name: str) -> None:
+    """Writes method `name`'s settings into config `c` (in place) and records the name."""
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; choose one of: {', '.join(METHODS)}")
+    METHODS[name](c)
+    c.method = name

@@ -1,0 +1,82 @@
+"""1 device and 4 forced devices give the same losses and parameters, for both backends and every
+method config (DESIGN §5)."""
+
+import jax
+import numpy as np
+import pytest
+
+from emodna_jax import methods, parallel, step_functions
+from tests import helpers
+
+NUM_CLASSES = 3
+PER_DEVICE = 2
+STEPS = 3  # step 0 is warm-up, steps 1-2 adapt (warmup_steps = 1 in the tiny config)
+
+
+def run(config, backend_name: str, devices: int, batches):
+    backend = parallel.create_backend(backend_name, num_devices=devices)
+    fns = step_functions.make_step_functions(config, num_classes=NUM_CLASSES, backend=backend)
+    state = fns.init_state(config, helpers.TINY_SHAPE)
+    totals = []
+    for step, batch in enumerate(batches):
+        state, metrics = fns.train(state, helpers.reshard(batch, devices), adapt=fns.is_adapting(step))
+        totals.append(float(backend.host_outputs(metrics, replicated=True)["loss/total"]))
+    return backend.host_outputs(backend.unreplicate(state) if backend.name == "pmap" else state,
+                                replicated=False), totals
+
+
+def make_batches(seed=0):
+    rng = np.random.default_rng(seed)
+    return [helpers.two_domain_batch(rng, devices=4, per_device=PER_DEVICE, num_classes=NUM_CLASSES)
+            for _ in range(STEPS)]
+
+
+def assert_same(a, b):
+    state_a, totals_a = a
+    state_b, totals_b = b
+    np.testing.assert_allclose(totals_a, totals_b, rtol=2e-4, atol=2e-5)
+    flat_a, tree_a = jax.tree.flatten(state_a.params)
+    flat_b, tree_b = jax.tree.flatten(state_b.params)
+    assert tree_a == tree_b
+    for x, y in zip(flat_a, flat_b):
+        np.testing.assert_allclose(x, y, rtol=2e-4, atol=2e-5)
+    np.testing.assert_allclose(state_a.prototypes.emotion, state_b.prototypes.emotion, atol=2e-5)
+
+
+@pytest.mark.parametrize("method", sorted(methods.METHODS))
+def test_pmap_one_device_equals_four(method):
+    config = helpers.tiny_config(method)
+    batches = make_batches()
+    one = run(config, "pmap", 1, batches)
+    four = run(config, "pmap", 4, batches)
+    assert np.all(np.isfinite(one[1]))
+    assert_same(one, four)
+
+
+@pytest.mark.parametrize("method", sorted(methods.METHODS))
+def test_shard_map_matches_pmap(method):
+    config = helpers.tiny_config(method)
+    batches = make_batches(1)
+    assert_same(run(config, "pmap", 1, batches), run(config, "shard_map", 4, batches))
+
+
+@pytest.mark.parametrize("variant", [
+    {"loss.class_align": "lmmd"}, {"pseudo.threshold": "quantile"}, {"pseudo.threshold": "flexmatch"},
+    {"pseudo.teacher": "ema"}, {"loss.diversity_weight": 0.5},
+])
+def test_options_one_device_equals_four(variant):
+    config = helpers.tiny_config("emodna", **variant)
+    batches = make_batches(2)
+    assert_same(run(config, "pmap", 1, batches), run(config, "shard_map", 4, batches))
+
+
+def test_devices_see_different_data_but_states_stay_replicated():
+    config = helpers.tiny_config("emodna")
+    backend = parallel.create_backend("pmap", num_devices=4)
+    fns = step_functions.make_step_functions(config, num_classes=NUM_CLASSES, backend=backend)
+    state = fns.init_state(config, helpers.TINY_SHAPE)
+    for step, batch in enumerate(make_batches(3)):
+        state, _ = fns.train(state, batch, adapt=fns.is_adapting(step))
+    for leaf in jax.tree.leaves(jax.device_get(state)):
+        for replica in range(1, 4):
+            np.testing.assert_array_equal(leaf[0], leaf[replica])
