@@ -15,6 +15,7 @@ SHARED_CLASSES = "angry,fear,happy,neutral,sad"
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.seed = 0
+    c.task = ""  # a name for reports, e.g. "c2b"; "" = "<source>2<target>"
 
     # ---- data -------------------------------------------------------------------------------
     # A TFDS builder name (emodb, emovo, casia, ravdess, savee, synthetic_a/b/c) or
@@ -104,6 +105,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.checkpoint_every = 100
     c.max_checkpoints = 2
     c.eval_batch_size = 128
+    # Log the target UAR every N steps as a MONITOR ONLY (never used to choose anything); 0 = off.
+    c.monitor_target_every = 0
     c.plots = True
 
     methods.apply(c, c.method)

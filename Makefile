@@ -1,0 +1,8 @@
+# Every target sets up .venv itself (scripts/setup.sh) on a fresh machine.
+.PHONY: train test bench
+train:  ## Emo-DNA on the embedded synthetic corpora -> runs/default
+	bash scripts/run_default.sh
+test:   ## the test suite (CPU, 4 forced devices)
+	bash scripts/test.sh
+bench:  ## speed benchmark -> benchmarks/RESULTS.md
+	bash scripts/setup.sh && .venv/bin/python benchmarks/speed_benchmark.py

@@ -1,0 +1,43 @@
+"""Cross-corpus tasks on the real corpora: `configs/cross_corpus.py:TASK,METHOD[,smoke]`.
+
+TASK is SOURCE2TARGET from the letters c (CASIA), b (EmoDB), e (EMOVO), r (RAVDESS), s (SAVEE), e.g.
+c2b = labelled CASIA + unlabelled EmoDB, tested on EmoDB. METHOD is one of emodna_jax.methods.METHODS.
+The corpora are read from `config.corpora_root`/<corpus> (default: ../shared/corpora beside the
+checkout). The 5 shared classes and the whole target corpus (unlabelled training data and test set)
+follow the authors' protocol.
+"""
+
+import os
+
+import ml_collections
+
+from configs import default
+from emodna_jax import methods
+
+LETTERS = {"c": "casia", "b": "emodb", "e": "emovo", "r": "ravdess", "s": "savee"}
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def parse_task(task: str) -> tuple[str, str]:
+    """'c2b' -> ('casia', 'emodb'), with a message listing the letters when malformed."""
+    parts = task.split("2")
+    if len(parts) != 2 or parts[0] not in LETTERS or parts[1] not in LETTERS or parts[0] == parts[1]:
+        raise ValueError(f"task {task!r} is not SOURCE2TARGET with two different letters of "
+                         f"{', '.join(f'{k} ({v})' for k, v in LETTERS.items())}, e.g. c2b")
+    return LETTERS[parts[0]], LETTERS[parts[1]]
+
+
+def get_config(arg: str = "c2b,emodna") -> ml_collections.ConfigDict:
+    parts = [p for p in arg.split(",") if p]
+    if not parts:
+        raise ValueError("configs/cross_corpus.py needs TASK,METHOD, e.g. configs/cross_corpus.py:c2b,emodna")
+    task, rest = parts[0], parts[1:]
+    method = next((p for p in rest if p in methods.METHODS), "emodna")
+    unknown = [p for p in rest if p not in methods.METHODS and p != "smoke"]
+    if unknown:
+        raise ValueError(f"unknown config argument(s) {unknown}; methods are {', '.join(methods.METHODS)}")
+    c = default.get_config(",".join([method] + (["smoke"] if "smoke" in rest else [])))
+    c.task = task
+    c.source, c.target = parse_task(task)
+    c.corpora_root = os.path.normpath(os.path.join(REPO, "..", "shared", "corpora"))
+    return c

@@ -1,0 +1,1 @@
+"""TFDS builder package `emodb` (`tfds new` layout); the builder is in emodb_dataset_builder.py."""

@@ -1,0 +1,1 @@
+"""TFDS builder package `emovo` (`tfds new` layout); the builder is in emovo_dataset_builder.py."""

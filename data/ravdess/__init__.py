@@ -1,0 +1,1 @@
+"""TFDS builder package `ravdess` (`tfds new` layout); the builder is in ravdess_dataset_builder.py."""

@@ -1,0 +1,95 @@
+"""Refuses configs that cannot work, before anything is loaded or compiled (STYLE item 8).
+
+Every message names the field and says what to change.
+"""
+
+import ml_collections
+
+from emodna_jax import methods, parallel, thresholds
+
+CORPUS_ALIGN = ("mmd", "dann", "coral", "none")
+CLASS_ALIGN = ("prototype", "lmmd", "cross_entropy", "none")
+NORMALIZATION = ("corpus", "utterance", "none")
+TEACHERS = ("student", "ema")
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message says which field and what to change."""
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def _choice(value: str, options: tuple[str, ...], field: str) -> None:
+    _require(value in options, f"config.{field}={value!r} is unknown; choose one of {', '.join(options)}")
+
+
+def validate(config: ml_collections.ConfigDict, *, num_devices: int | None = None,
+             process_count: int = 1) -> None:
+    """Raises ConfigError for the first impossible setting found.
+
+    Args:
+      config: the full run config.
+      num_devices: local devices that will run the step (checks batch divisibility when given).
+      process_count: hosts in a multi-host run.
+    """
+    _choice(config.method, tuple(methods.METHODS), "method")
+    _choice(config.backend, parallel.BACKENDS, "backend")
+    _choice(config.normalization, NORMALIZATION, "normalization")
+    loss, pseudo = config.loss, config.pseudo
+    _choice(loss.corpus_align, CORPUS_ALIGN, "loss.corpus_align")
+    _choice(loss.class_align, CLASS_ALIGN, "loss.class_align")
+    _choice(pseudo.threshold, thresholds.KINDS, "pseudo.threshold")
+    _choice(pseudo.teacher, TEACHERS, "pseudo.teacher")
+
+    classes = [c for c in config.classes.split(",") if c.strip()]
+    _require(len(classes) >= 2, f"config.classes={config.classes!r} needs at least two classes")
+    _require(len(set(classes)) == len(classes), f"config.classes={config.classes!r} repeats a class")
+    _require(config.num_steps > 0, f"config.num_steps={config.num_steps} must be positive")
+    _require(config.batch_size > 0, f"config.batch_size={config.batch_size} must be positive")
+    _require(config.learning_rate > 0, f"config.learning_rate={config.learning_rate} must be positive")
+    _require(config.grad_clip_norm > 0, f"config.grad_clip_norm={config.grad_clip_norm} must be positive")
+    _require(0 <= config.lr_warmup_steps < config.num_steps,
+             f"config.lr_warmup_steps={config.lr_warmup_steps} must be in [0, num_steps={config.num_steps})")
+    _require(loss.temperature > 0, f"config.loss.temperature={loss.temperature} must be > 0 (try 0.1)")
+    _require(0 <= loss.label_smoothing < 1,
+             f"config.loss.label_smoothing={loss.label_smoothing} must be in [0, 1)")
+    for name in ("corpus_id_weight", "decoupling_weight", "corpus_align_weight", "class_align_weight",
+                 "diversity_weight"):
+        _require(loss[name] >= 0, f"config.loss.{name}={loss[name]} must be >= 0")
+    _require(len(loss.mmd_bandwidths) > 0 and all(m > 0 for m in loss.mmd_bandwidths),
+             f"config.loss.mmd_bandwidths={tuple(loss.mmd_bandwidths)} must be positive multipliers")
+    _require(0 <= config.prototype_momentum < 1,
+             f"config.prototype_momentum={config.prototype_momentum} must be in [0, 1)")
+    _require(0 <= pseudo.tau_min <= 1, f"config.pseudo.tau_min={pseudo.tau_min} must be in [0, 1]")
+    _require(0 < pseudo.fixed_threshold <= 1,
+             f"config.pseudo.fixed_threshold={pseudo.fixed_threshold} must be in (0, 1]")
+    _require(0 <= pseudo.threshold_ema < 1,
+             f"config.pseudo.threshold_ema={pseudo.threshold_ema} must be in [0, 1) (0 ties it to num_steps)")
+    _require(0 < pseudo.quantile_start <= pseudo.quantile_end <= 1,
+             "config.pseudo.quantile_start/quantile_end must satisfy 0 < start <= end <= 1")
+    _require(0 <= pseudo.teacher_decay < 1, f"config.pseudo.teacher_decay={pseudo.teacher_decay} must be in [0, 1)")
+    uses_pseudo = loss.class_align_weight > 0 and loss.class_align != "none"
+    if uses_pseudo or loss.decoupling_weight > 0:
+        _require(0 <= pseudo.warmup_steps < config.num_steps,
+                 f"config.pseudo.warmup_steps={pseudo.warmup_steps} must be below num_steps={config.num_steps}, "
+                 "or no pseudo-label is ever used")
+    if uses_pseudo:
+        _require(pseudo.threshold != "none",
+                 f"config.loss.class_align={loss.class_align!r} needs pseudo-labels: set config.pseudo.threshold "
+                 "(e.g. 'freematch') or config.loss.class_align='none'")
+    model = config.model
+    for name in ("filters", "kernel_size", "dilations", "embed_dim"):
+        _require(model[name] >= 1, f"config.model.{name}={model[name]} must be >= 1")
+    _require(0 <= model.dropout_rate < 1, f"config.model.dropout_rate={model.dropout_rate} must be in [0, 1)")
+    _require(0 < model.bn_momentum < 1, f"config.model.bn_momentum={model.bn_momentum} must be in (0, 1)")
+    if num_devices is not None:
+        shards = num_devices * process_count
+        _require(config.batch_size % shards == 0,
+                 f"config.batch_size={config.batch_size} is not divisible by the {shards} devices "
+                 f"({process_count} process(es) x {num_devices}); use a multiple of {shards}")
+        _require(config.eval_batch_size % shards == 0,
+                 f"config.eval_batch_size={config.eval_batch_size} is not divisible by the {shards} devices; "
+                 f"use a multiple of {shards}")

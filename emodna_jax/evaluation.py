@@ -1,0 +1,68 @@
+"""Evaluation over a whole split: exact metrics from summed confusion counts, plus embeddings.
+
+The eval stream pads its last batch and marks the padding with mask = 0, so every example is counted
+exactly once on any device count; examples without a label (label < 0) get predictions only.
+"""
+
+import dataclasses
+from typing import Any, Iterable
+
+import jax
+import numpy as np
+
+from emodna_jax import metrics
+
+
+@dataclasses.dataclass
+class Predictions:
+    """Per-example outputs over a split, padding removed, in the stream's order.
+
+    probs [N, K]; labels [N] (-1 where unknown); z_e [N, h]; z_c [N, h] or None.
+    """
+
+    probs: np.ndarray
+    labels: np.ndarray
+    z_e: np.ndarray
+    z_c: np.ndarray | None
+
+    @property
+    def has_labels(self) -> bool:
+        return bool(np.any(self.labels >= 0))
+
+    def confusion(self, num_classes: int) -> np.ndarray:
+        """[K, K] counts over the labelled examples (rows = true class)."""
+        labelled = self.labels >= 0
+        return np.asarray(metrics.confusion_matrix(
+            labels=self.labels, predictions=self.probs.argmax(-1), mask=labelled.astype(np.float32),
+            num_classes=num_classes))
+
+
+def predict(step_fns: Any, state: Any, batches: Iterable[dict]) -> Predictions:
+    """Runs the eval step over `batches` ([devices, b, ...] with "features", "label", "mask")."""
+    probs, labels, z_e, z_c = [], [], [], []
+    for batch in batches:
+        out = jax.device_get(step_fns.evaluate(state, batch))
+        keep = np.asarray(batch["mask"]).reshape(-1).astype(bool)
+        flat = lambda a: np.asarray(a).reshape((-1,) + np.asarray(a).shape[2:])[keep]  # noqa: E731
+        probs.append(flat(jax.nn.softmax(out["logits"])))
+        labels.append(flat(batch["label"]))
+        z_e.append(flat(out["z_e"]))
+        if "z_c" in out:
+            z_c.append(flat(out["z_c"]))
+    if not probs:
+        raise ValueError("the evaluation split is empty: no example to evaluate")
+    return Predictions(
+        probs=np.concatenate(probs), labels=np.concatenate(labels).astype(np.int64),
+        z_e=np.concatenate(z_e), z_c=np.concatenate(z_c) if z_c else None)
+
+
+def report(predictions: Predictions, class_names: tuple[str, ...]) -> dict[str, Any]:
+    """UAR, WAR, per-class recall and confusion (or, with no labels, the prediction histogram)."""
+    histogram = np.bincount(predictions.probs.argmax(-1), minlength=len(class_names))
+    out: dict[str, Any] = {
+        "num_examples": int(len(predictions.labels)),
+        "prediction_histogram": {n: int(c) for n, c in zip(class_names, histogram)},
+    }
+    if predictions.has_labels:
+        out.update(metrics.summarize(predictions.confusion(len(class_names)), class_names))
+    return out

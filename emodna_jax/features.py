@@ -1,0 +1,194 @@
+"""Audio front end: load a file, pick a channel, resample, centre pad/crop, MFCC or log-mel.
+
+The default ("mfcc39") is the authors' front end from their earlier cross-corpus work: 39 MFCCs
+from librosa with its defaults (n_fft 2048, hop 512, 128 mel bands, centred frames, dB with
+top_db 80) at 22,050 Hz, every utterance centre-padded with zeros or centre-cropped to 96,000
+samples (4.35 s), giving T = 1 + 96000 // 512 = 188 frames, with no normalisation (the input
+pipeline standardises per corpus). Feature settings are a TFDS builder config, so other front ends
+can be built side by side.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import librosa
+import numpy as np
+import soundfile as sf
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureConfig:
+    """One audio front end.
+
+    Attributes:
+      name: the TFDS builder config name.
+      kind: "mfcc" (librosa.feature.mfcc) or "logmel" (log-power mel spectrogram, dB re 1.0).
+      sample_rate: Hz; every file is resampled to it.
+      num_samples: every utterance is centre-padded or centre-cropped to this many samples.
+      n_mfcc: number of MFCCs (kind "mfcc" only).
+      n_mels: number of mel bands.
+      n_fft: FFT size in samples.
+      hop_length: frame hop in samples.
+    """
+
+    name: str = "mfcc39"
+    kind: str = "mfcc"
+    sample_rate: int = 22050
+    num_samples: int = 96000
+    n_mfcc: int = 39
+    n_mels: int = 128
+    n_fft: int = 2048
+    hop_length: int = 512
+
+    def __post_init__(self):
+        if self.kind not in ("mfcc", "logmel"):
+            raise ValueError(f"FeatureConfig {self.name!r}: kind must be 'mfcc' or 'logmel', "
+                             f"got {self.kind!r}.")
+        for field in ("sample_rate", "num_samples", "n_mels", "n_fft", "hop_length", "n_mfcc"):
+            if getattr(self, field) <= 0:
+                raise ValueError(f"FeatureConfig {self.name!r}: {field} must be positive.")
+
+    @property
+    def num_frames(self) -> int:
+        """T: frames of a centred STFT over `num_samples` samples."""
+        return 1 + self.num_samples // self.hop_length
+
+    @property
+    def num_features(self) -> int:
+        """F: coefficients per frame."""
+        return self.n_mfcc if self.kind == "mfcc" else self.n_mels
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(T, F) of `compute_features`."""
+        return (self.num_frames, self.num_features)
+
+
+FEATURE_CONFIGS: dict[str, FeatureConfig] = {
+    c.name: c
+    for c in (
+        # The authors' front end (DESIGN §3): [188, 39].
+        FeatureConfig(name="mfcc39"),
+        # A log-mel alternative common in SER: 16 kHz, 25 ms windows, 10 ms hop, 4 s: [401, 64].
+        FeatureConfig(name="logmel64", kind="logmel", sample_rate=16000, num_samples=64000,
+                      n_mels=64, n_fft=400, hop_length=160),
+    )
+}
+
+
+def get_feature_config(name: str) -> FeatureConfig:
+    """Looks up a front end by name; an unknown name raises a ValueError listing valid ones."""
+    if name not in FEATURE_CONFIGS:
+        raise ValueError(f"Unknown feature config {name!r}; valid: {sorted(FEATURE_CONFIGS)} "
+                         "(--config.features).")
+    return FEATURE_CONFIGS[name]
+
+
+class AudioFileError(ValueError):
+    """An audio file that cannot be used; the message names the file and what to do."""
+
+
+def load_audio(path: str, *, sample_rate: int, channel: int | None = 0) -> np.ndarray:
+    """Reads one audio file (wav, flac, ... anything libsndfile reads) as mono float32.
+
+    Args:
+      path: the file.
+      sample_rate: target rate in Hz; the file is resampled (soxr, librosa's default) if needed.
+      channel: which channel of a multi-channel file to keep. Channels of corpora such as EMOVO
+        are different microphones, so they are never averaged unless `channel=None` asks for it.
+        A mono file is used as it is, whatever `channel` says.
+
+    Returns:
+      float32 [n] samples in [-1, 1] at `sample_rate`.
+
+    Raises:
+      AudioFileError: missing, unreadable, corrupt or empty file, non-finite samples, or a
+        channel the file does not have.
+    """
+    if not os.path.isfile(path):
+        raise AudioFileError(f"Audio file {path!r} does not exist.")
+    try:
+        data, file_rate = sf.read(path, dtype="float32", always_2d=True)
+    except Exception as e:  # libsndfile raises several types for corrupt files
+        raise AudioFileError(
+            f"Cannot read audio file {path!r} ({type(e).__name__}: {e}). It is corrupt or not "
+            "an audio format libsndfile reads (wav, flac, ogg); re-export or remove it.") from e
+    num_frames, num_channels = data.shape
+    if num_frames == 0 or num_channels == 0:
+        raise AudioFileError(f"Audio file {path!r} is empty (0 samples); remove it.")
+    if num_channels == 1:
+        wave = data[:, 0]
+    elif channel is None:
+        wave = data.mean(axis=1)
+    elif 0 <= channel < num_channels:
+        wave = data[:, channel]
+    else:
+        raise AudioFileError(
+            f"Audio file {path!r} has {num_channels} channels; channel {channel} does not exist "
+            f"(choose 0..{num_channels - 1}).")
+    if not np.all(np.isfinite(wave)):
+        raise AudioFileError(f"Audio file {path!r} contains NaN or infinite samples; remove it.")
+    if file_rate != sample_rate:
+        wave = librosa.resample(wave, orig_sr=file_rate, target_sr=sample_rate)
+    return np.ascontiguousarray(wave, dtype=np.float32)
+
+
+def center_pad_or_crop(wave: np.ndarray, num_samples: int) -> np.ndarray:
+    """Centre-pads with zeros or centre-crops a 1-D signal to exactly `num_samples`.
+
+    An odd surplus or deficit puts the extra sample at the end (pad) / drops it from the end
+    (crop), as `(n - num_samples) // 2` samples go before.
+
+    Args:
+      wave: [n] samples.
+      num_samples: output length.
+
+    Returns:
+      [num_samples] array of the input dtype.
+    """
+    wave = np.asarray(wave)
+    if wave.ndim != 1:
+        raise ValueError(f"center_pad_or_crop expects a 1-D signal, got shape {wave.shape}.")
+    n = wave.shape[0]
+    if n >= num_samples:
+        start = (n - num_samples) // 2
+        return wave[start:start + num_samples]
+    before = (num_samples - n) // 2
+    return np.pad(wave, (before, num_samples - n - before))
+
+
+def compute_features(wave: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Frame-level features of one utterance.
+
+    Args:
+      wave: [n] mono samples at `config.sample_rate`; centre-padded/cropped to
+        `config.num_samples` here (a no-op when already that long).
+      config: the front end.
+
+    Returns:
+      float32 [config.num_frames, config.num_features] (time major).
+    """
+    y = center_pad_or_crop(np.asarray(wave, dtype=np.float32), config.num_samples)
+    if config.kind == "mfcc":
+        feats = librosa.feature.mfcc(
+            y=y, sr=config.sample_rate, n_mfcc=config.n_mfcc, n_fft=config.n_fft,
+            hop_length=config.hop_length, n_mels=config.n_mels)
+    else:
+        mel = librosa.feature.melspectrogram(
+            y=y, sr=config.sample_rate, n_fft=config.n_fft, hop_length=config.hop_length,
+            n_mels=config.n_mels)
+        # Absolute dB (ref 1.0, no top_db clipping) so that levels stay comparable across files.
+        feats = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None)
+    out = np.ascontiguousarray(feats.T, dtype=np.float32)
+    if out.shape != config.shape:  # a librosa behaviour change must not silently change shapes
+        raise RuntimeError(f"Front end {config.name!r} produced {out.shape}, expected "
+                           f"{config.shape}.")
+    return out
+
+
+def features_from_file(path: str, config: FeatureConfig, channel: int | None = 0) -> np.ndarray:
+    """`compute_features(load_audio(path, ...), config)`: float32 [T, F]."""
+    return compute_features(
+        load_audio(path, sample_rate=config.sample_rate, channel=channel), config)

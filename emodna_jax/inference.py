@@ -1,0 +1,105 @@
+"""What eval.py does: restore a trained run, evaluate it on a corpus, or label new audio files."""
+
+import csv
+import json
+import os
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from emodna_jax import (
+    checkpointing, evaluation, features, normalization, run_logging, trainer, train_state)
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+
+
+def load_run(workdir: str, **overrides: Any) -> tuple[ml_collections.ConfigDict, Any, Any, Any]:
+    """The config a run was trained with (with `overrides`), its data, step functions and the state
+    of its latest checkpoint, on the devices."""
+    workdir = os.path.abspath(workdir)
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} not found: {workdir} is not a training workdir (run train.py first)")
+    with open(path) as f:
+        config = ml_collections.ConfigDict(json.load(f))
+    for key, value in overrides.items():
+        if value is not None:
+            config[key] = value
+    _, data, fns = trainer.setup(config)
+    checkpointer = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=10**6)
+    if checkpointer.latest_step() is None:
+        raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints: train first (train.py --workdir={workdir})")
+    state = train_state.create_train_state(config, fns.model, fns.tx, feature_shape=data.feature_shape)
+    state, _ = checkpointer.restore(state)
+    return config, data, fns, fns.backend.replicate(state)
+
+
+def evaluate_workdir(workdir: str, *, corpus: str | None = None, split: str | None = None) -> dict[str, Any]:
+    """Evaluates the latest checkpoint on `corpus` (default: the run's target) and writes
+    WORKDIR/eval/<name>.json, <name>_confusion.png and <name>_embeddings.png."""
+    config, data, fns, state = load_run(workdir, target=corpus, target_split=split)
+    name = _safe_name(f"{config.target}_{config.target_split}")
+    predictions = evaluation.predict(fns, state, data.eval_batches("target"))
+    summary = evaluation.report(predictions, data.class_names)
+    result = {"workdir": os.path.abspath(workdir), "corpus": config.target, "split": config.target_split,
+              "method": config.method, "classes": list(data.class_names),
+              "step": int(jax.device_get(fns.backend.unreplicate(state).step)), **summary,
+              "label_free": trainer.label_free_diagnostics(predictions)}
+    if not predictions.has_labels:
+        result["predictions"] = _prediction_rows(data.eval_examples("target"), predictions.probs,
+                                                 data.class_names)
+    out_dir = os.path.join(workdir, "eval")
+    os.makedirs(out_dir, exist_ok=True)
+    run_logging.write_json(os.path.join(out_dir, f"{name}.json"), result)
+    if config.plots:
+        trainer.write_plots(config, out_dir, fns, state, data, predictions, summary, prefix=f"{name}_")
+    return result
+
+
+def predict_files(workdir: str, path: str, *, output: str | None = None) -> list[dict[str, Any]]:
+    """Class probabilities for one audio file or every audio file under a folder; writes a CSV
+    (default WORKDIR/predictions.csv) and returns its rows."""
+    config, data, fns, state = load_run(workdir)
+    files = _audio_files(path)
+    feature_config = features.get_feature_config(config.features)
+    x = np.stack([features.features_from_file(f, feature_config) for f in files])
+    # New recordings are standardised like the target corpus the model was adapted to.
+    x = normalization.apply(data.target_stats, x)
+    k = fns.backend.num_devices
+    per_device = int(np.ceil(len(files) / k))
+    padded = np.zeros((k * per_device,) + x.shape[1:], np.float32)
+    padded[: len(files)] = x
+    mask = np.arange(k * per_device) < len(files)
+    batch = {"features": padded.reshape((k, per_device) + x.shape[1:]),
+             "label": np.full((k, per_device), -1, np.int32), "mask": mask.reshape(k, per_device)}
+    probs = evaluation.predict(fns, state, [batch]).probs
+    rows = [{"file": f, "prediction": data.class_names[int(p.argmax())],
+             **{n: float(v) for n, v in zip(data.class_names, p)}} for f, p in zip(files, probs)]
+    output = output or os.path.join(workdir, "predictions.csv")
+    with open(output, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
+
+
+def _audio_files(path: str) -> list[str]:
+    if os.path.isfile(path):
+        return [path]
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"--predict={path}: no such file or folder")
+    found = sorted(os.path.join(root, n) for root, _, names in os.walk(path) for n in names
+                   if n.lower().endswith(AUDIO_SUFFIXES))
+    if not found:
+        raise FileNotFoundError(f"--predict={path}: no audio file ({', '.join(AUDIO_SUFFIXES)}) under it")
+    return found
+
+
+def _prediction_rows(examples, probs: np.ndarray, class_names) -> list[dict[str, Any]]:
+    return [{"file": e.file, "prediction": class_names[int(p.argmax())]} for e, p in zip(examples, probs)]
+
+
+def _safe_name(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text).strip("_")

@@ -1,0 +1,206 @@
+"""The host loop: restore-or-init, train with progress and logs, checkpoint, evaluate, report.
+
+Target labels are read only in `final_report` (and in the optional target-UAR monitor, which is
+logged and never used to choose anything); the train stream carries none.
+"""
+
+import os
+import signal
+import time
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from emodna_jax import (
+    checkpointing, config_checks, diagnostics, evaluation, input_pipeline, parallel, plots,
+    run_logging, step_functions, train_state)
+
+
+class _StopFlag:
+    """Turns SIGTERM/SIGINT into a request to checkpoint and stop after the current step."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopFlag":
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not in the main thread: leave signals alone
+                pass
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signal is not None:  # a second signal: stop at once
+            raise KeyboardInterrupt
+        self.signal = signum
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def setup(config: ml_collections.ConfigDict) -> tuple[parallel.Backend, Any, step_functions.StepFunctions]:
+    """Validates the config, then builds backend, data and step functions (nothing compiled yet)."""
+    config_checks.validate(config)
+    if config.distributed:
+        jax.distributed.initialize()
+    backend = parallel.create_backend(config.backend, num_devices=config.num_devices)
+    config_checks.validate(config, num_devices=backend.num_devices, process_count=jax.process_count())
+    data = input_pipeline.create_task_data(
+        config, num_devices=backend.num_devices, process_index=jax.process_index(),
+        process_count=jax.process_count())
+    fns = step_functions.make_step_functions(config, num_classes=len(data.class_names), backend=backend)
+    return backend, data, fns
+
+
+def restore_or_init(config, fns, data, checkpointer) -> tuple[Any, int]:
+    """The latest checkpoint of this workdir if there is one, else a fresh state (on the host)."""
+    state = train_state.create_train_state(config, fns.model, fns.tx, feature_shape=data.feature_shape)
+    if checkpointer.latest_step() is not None:
+        state, _ = checkpointer.restore(state)
+    return state, int(state.step)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """Trains `config` in `workdir` (resuming if it holds checkpoints), then writes results.json."""
+    workdir = os.path.abspath(workdir)
+    backend, data, fns = setup(config)
+    is_lead = jax.process_index() == 0
+    os.makedirs(workdir, exist_ok=True)
+    checkpointer = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"),
+                                              max_to_keep=config.max_checkpoints)
+    host_state, start = restore_or_init(config, fns, data, checkpointer)
+    if is_lead:
+        run_logging.write_json(os.path.join(workdir, "config.json"), config.to_dict())
+        print(f"[train] {config.method}: {config.source} -> {config.target}, {len(data.class_names)} classes, "
+              f"{data.num_source} source / {data.num_target} target examples, {backend.num_devices} "
+              f"{backend.name} device(s); " + (f"resuming at step {start}" if start else "starting"), flush=True)
+    writer = run_logging.MetricWriter(os.path.join(workdir, "logs"), enabled=is_lead)
+    writer.set_class_names(list(data.class_names))
+    progress = run_logging.ProgressLine(config.num_steps, start_step=start)
+    state = backend.replicate(host_state)
+    batches = data.train_batches(start_step=start)
+    timing = {"train_seconds": 0.0, "timed_steps": 0}
+    pending = None  # (step, metrics) of the previous step, read one step late to keep dispatch async
+
+    def settle(pending):
+        step, metrics = pending
+        metrics = backend.host_outputs(metrics, replicated=True)
+        run_logging.check_finite(step, metrics)
+        if (step + 1) % config.log_every == 0 or step + 1 == config.num_steps:
+            writer.write(step + 1, metrics)
+            if is_lead:
+                print(progress.format(step + 1, metrics), flush=True)
+        return metrics
+
+    def save(step):
+        checkpointer.save(step, _host_copy(backend, state), metadata={"step": step, "method": config.method})
+
+    last_metrics: dict[str, Any] = {}
+    with _StopFlag() as stop:
+        for step in range(start, config.num_steps):
+            tick = time.perf_counter()
+            state, metrics = fns.train(state, next(batches), adapt=fns.is_adapting(step))
+            if pending is not None:
+                last_metrics = settle(pending)  # raises on a non-finite loss, before any save
+            pending = (step, metrics)
+            done = step + 1
+            if done % config.checkpoint_every == 0 or stop.signal is not None or done == config.num_steps:
+                last_metrics = settle(pending)
+                pending = None
+                save(done)
+            if step > start:  # the first step of a process includes compilation
+                timing["train_seconds"] += time.perf_counter() - tick
+                timing["timed_steps"] += 1
+            if config.monitor_target_every and done % config.monitor_target_every == 0:
+                writer.write(done, _target_monitor(fns, state, data))
+            if stop.signal is not None:
+                checkpointer.wait()
+                raise SystemExit(f"[train] stopped by signal {stop.signal} after step {done}; "
+                                 "run the same command to resume from the checkpoint")
+        if pending is not None:
+            last_metrics = settle(pending)
+    checkpointer.wait()
+    writer.flush()
+    results = final_report(config, workdir, fns, state, data, last_metrics, timing, writer)
+    writer.close()
+    return results
+
+
+def _host_copy(backend: parallel.Backend, state: Any) -> Any:
+    """One host copy of a replicated device state (for checkpoints)."""
+    return jax.device_get(backend.unreplicate(state))
+
+
+def _target_monitor(fns, state, data) -> dict[str, float]:
+    """Target UAR as a MONITOR ONLY: logged, never read by training or by any choice."""
+    predictions = evaluation.predict(fns, state, data.eval_batches("target"))
+    if not predictions.has_labels:
+        return {}
+    summary = evaluation.report(predictions, data.class_names)
+    return {"monitor/target_uar": summary["uar"]}
+
+
+def label_free_diagnostics(predictions: evaluation.Predictions) -> dict[str, Any]:
+    """Diagnostics of the target computed without its labels (DESIGN §6)."""
+    return {
+        "snd": float(diagnostics.soft_neighborhood_density(probs=predictions.probs)),
+        "mean_prediction_entropy": float(diagnostics.mean_prediction_entropy(predictions.probs)),
+        "prediction_histogram": [float(v) for v in diagnostics.prediction_histogram(predictions.probs)],
+    }
+
+
+def final_report(config, workdir, fns, state, data, last_metrics, timing, writer) -> dict[str, Any]:
+    """Evaluates on the target (labels read here, after training) and writes results.json + plots."""
+    target = evaluation.predict(fns, state, data.eval_batches("target"))
+    summary = evaluation.report(target, data.class_names)
+    results = {
+        "task": config.task or f"{config.source}2{config.target}",
+        "method": config.method,
+        "seed": config.seed,
+        "steps": config.num_steps,
+        "source": config.source,
+        "target": config.target,
+        "classes": list(data.class_names),
+        **{k: summary.get(k) for k in ("uar", "war", "per_class_recall", "confusion")},
+        "num_target_examples": summary["num_examples"],
+        "train_loss": float(last_metrics.get("loss/total", float("nan"))),
+        "label_free": label_free_diagnostics(target),
+        "train_seconds": timing["train_seconds"],
+        "examples_per_s": (2 * config.batch_size * timing["timed_steps"] / timing["train_seconds"]
+                           if timing["timed_steps"] else None),
+    }
+    if config.source_val_speakers:
+        val = evaluation.report(evaluation.predict(fns, state, data.eval_batches("source_val")),
+                                data.class_names)
+        results["source_val_uar"] = val.get("uar")
+    if jax.process_index() != 0:
+        return results
+    run_logging.write_json(os.path.join(workdir, "results.json"), results)
+    if config.plots:
+        write_plots(config, workdir, fns, state, data, target, summary, writer)
+    print(f"[train] target UAR {results['uar']}  WAR {results['war']}  -> {workdir}/results.json", flush=True)
+    return results
+
+
+def write_plots(config, workdir, fns, state, data, target, summary, writer=None, prefix="") -> None:
+    """<prefix>confusion.png, <prefix>embeddings.png (source + target features) and curves.png."""
+    if "confusion" in summary:
+        plots.plot_confusion(np.asarray(summary["confusion"]), list(data.class_names),
+                             os.path.join(workdir, f"{prefix}confusion.png"),
+                             title=f"{config.method}: {config.source} -> {config.target}")
+    source = evaluation.predict(fns, state, data.eval_batches("source"))
+    both = lambda a, b: None if a is None or b is None else np.concatenate([a, b])  # noqa: E731
+    plots.plot_embeddings(
+        emotion_features=both(source.z_e, target.z_e), corpus_features=both(source.z_c, target.z_c),
+        labels=np.concatenate([source.labels, target.labels]),
+        corpora=np.concatenate([np.zeros(len(source.labels), int), np.ones(len(target.labels), int)]),
+        class_names=list(data.class_names), corpus_names=[config.source, config.target],
+        path=os.path.join(workdir, f"{prefix}embeddings.png"),
+        title=f"{config.method}: {config.source} -> {config.target}", seed=config.seed)
+    if writer is not None and writer.history:
+        plots.plot_training_curves(writer.history, os.path.join(workdir, "curves.png"))

@@ -1,0 +1,49 @@
+"""Evaluates a trained run, or labels new recordings with it.
+
+  python eval.py --workdir=DIR                       # the run's target corpus -> DIR/eval/<name>.json
+  python eval.py --workdir=DIR --corpus=emovo        # another corpus (or folder:PATH)
+  python eval.py --workdir=DIR --predict=PATH        # a file or folder of wav/flac -> DIR/predictions.csv
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+from absl import app, flags  # noqa: E402
+
+from emodna_jax import config_checks, inference  # noqa: E402
+
+flags.DEFINE_string("workdir", None, "A training workdir (holds config.json and checkpoints/).")
+flags.DEFINE_string("corpus", None, "Corpus to evaluate: a builder name or folder:PATH (default: the run's target).")
+flags.DEFINE_string("split", None, "Split of --corpus (default: the run's config.target_split).")
+flags.DEFINE_string("predict", None, "An audio file or folder to label instead of evaluating.")
+flags.DEFINE_string("output", None, "CSV path for --predict (default: WORKDIR/predictions.csv).")
+flags.mark_flag_as_required("workdir")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    FLAGS = flags.FLAGS
+    try:
+        if FLAGS.predict:
+            rows = inference.predict_files(FLAGS.workdir, FLAGS.predict, output=FLAGS.output)
+            names = [k for k in rows[0] if k not in ("file", "prediction")]
+            print(f"{'file':40s} {'prediction':10s} " + " ".join(f"{n[:7]:>7s}" for n in names))
+            for row in rows:
+                print(f"{os.path.basename(row['file'])[:40]:40s} {row['prediction']:10s} "
+                      + " ".join(f"{row[n]:7.3f}" for n in names))
+            return
+        result = inference.evaluate_workdir(FLAGS.workdir, corpus=FLAGS.corpus, split=FLAGS.split)
+    except (config_checks.ConfigError, FileNotFoundError) as error:
+        raise SystemExit(f"[eval] {error}") from None
+    if "uar" in result:
+        print(f"[eval] {result['corpus']}: UAR {result['uar']:.2f}  WAR {result['war']:.2f}  "
+              f"({result['num_examples']} examples, step {result['step']})")
+    else:
+        print(f"[eval] {result['corpus']}: no labels; prediction histogram {result['prediction_histogram']}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,36 @@
+"""Trains one method on one cross-corpus task and writes WORKDIR/results.json.
+
+  python train.py --config=configs/default.py --workdir=runs/default
+  python train.py --config=configs/cross_corpus.py:c2b,emodna --config.corpora_root=../shared/corpora \
+      --workdir=runs/c2b_emodna
+
+Started again with the same command, a run continues from its last checkpoint.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+from absl import app, flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from emodna_jax import config_checks, trainer  # noqa: E402
+
+config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/default.py or "
+                                "configs/cross_corpus.py:c2b,emodna", lock_config=True)
+flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs, results.json and plots.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    try:
+        trainer.train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir)
+    except config_checks.ConfigError as error:
+        raise SystemExit(f"[train] refused: {error}") from None
+
+
+if __name__ == "__main__":
+    app.run(main)
