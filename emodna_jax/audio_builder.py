@@ -258,7 +258,8 @@ class AudioCorpusBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
                 return e
 
         # Threads suffice: resampling, FFTs and the mel matmul release the GIL; map keeps order.
-        with concurrent.futures.ThreadPoolExecutor(self.num_workers) as pool:
+        with features_lib.single_threaded_blas(), \
+                concurrent.futures.ThreadPoolExecutor(self.num_workers) as pool:
             for record, feats in zip(records, pool.map(compute, records)):
                 if isinstance(feats, Exception):
                     bad.report(feats)

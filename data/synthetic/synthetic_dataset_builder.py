@@ -68,7 +68,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         utts = synthetic_speech.corpus_utterances(corpus, seed=SEED)
         # Threads suffice: numpy's FFTs and librosa's STFT release the GIL; map keeps the order, and
         # each utterance has its own seed, so the result does not depend on the thread count.
-        with concurrent.futures.ThreadPoolExecutor(self.num_workers) as pool:
+        with feature_lib.single_threaded_blas(), \
+                concurrent.futures.ThreadPoolExecutor(self.num_workers) as pool:
             for utt, feats in zip(utts, pool.map(compute, utts)):
                 yield utt.file, {
                     "features": feats,
