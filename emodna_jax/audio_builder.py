@@ -81,7 +81,12 @@ class BadFiles:
     def report(self, error: Exception | str) -> None:
         """Raises `error` (as a ValueError if a string) unless skipping; then logs it."""
         if not self.skip:
-            raise error if isinstance(error, Exception) else ValueError(error)
+            if not isinstance(error, Exception):
+                error = ValueError(error)
+            if "skip_bad_files" not in str(error) and len(error.args) == 1:
+                error.args = (f"{error.args[0]} (Or build with skip_bad_files=True / "
+                              "EMODNA_SKIP_BAD_FILES=1 to skip bad files, each one logged.)",)
+            raise error
         self.skipped.append(str(error))
         logging.warning("%s: skipping bad file: %s", self.corpus, error)
 
@@ -226,8 +231,9 @@ class AudioCorpusBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
         try:
             return os.fspath(dl_manager.manual_dir)
         except (AssertionError, ValueError) as e:
+            reason = str(e).split(" Create it")[0]  # TFDS' message, without its own hints
             raise FileNotFoundError(
-                f"{self.name}: no manual folder with the corpus ({e}). Pass "
+                f"{self.name}: no manual folder with the corpus ({reason}). Pass "
                 f"--manual_dir=PATH to `tfds build`, or --config.corpora_root=DIR holding "
                 f"DIR/{self.name} to train.py.\nExpected layout:\n"
                 f"{self.MANUAL_DOWNLOAD_INSTRUCTIONS}") from e
