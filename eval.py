@@ -10,7 +10,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 
 from emodna_jax import config_checks, inference  # noqa: E402
 
@@ -25,6 +25,8 @@ flags.mark_flag_as_required("workdir")
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if not flags.FLAGS["verbosity"].present:  # orbax logs every save at INFO; keep the console readable
+        logging.set_verbosity(logging.WARNING)
     FLAGS = flags.FLAGS
     try:
         if FLAGS.predict:

@@ -12,7 +12,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from emodna_jax import config_checks, trainer  # noqa: E402
@@ -26,6 +26,8 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if not flags.FLAGS["verbosity"].present:  # orbax logs every save at INFO; keep the console readable
+        logging.set_verbosity(logging.WARNING)
     try:
         trainer.train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir)
     except config_checks.ConfigError as error:

@@ -3,14 +3,28 @@
 Every message names the field and says what to change.
 """
 
+import os
+
 import ml_collections
 
-from emodna_jax import methods, parallel, thresholds
+from emodna_jax import labels, methods, parallel, synthetic_speech, thresholds
 
 CORPUS_ALIGN = ("mmd", "dann", "coral", "none")
 CLASS_ALIGN = ("prototype", "lmmd", "cross_entropy", "none")
 NORMALIZATION = ("corpus", "utterance", "none")
 TEACHERS = ("student", "ema")
+BATCH_NORM = ("shared", "per_corpus")
+FEATURES = ("mfcc39",)  # front ends the builders write (features.FEATURE_CONFIGS; a test keeps them equal)
+FOLDER_PREFIX = "folder:"
+# The emotions each named corpus has (its label table; corpora.VALID_NAMES, a test keeps them equal).
+CORPUS_EMOTIONS: dict[str, frozenset[str]] = {
+    "emodb": frozenset(labels.EMODB_CODES.values()),
+    "emovo": frozenset(labels.EMOVO_CODES.values()),
+    "casia": frozenset(labels.CASIA_CODES.values()),
+    "ravdess": frozenset(labels.RAVDESS_CODES.values()),
+    "savee": frozenset(labels.SAVEE_CODES.values()),
+    **{f"synthetic_{c}": frozenset(synthetic_speech.CLASSES) for c in synthetic_speech.CORPUS_NAMES},
+}
 
 
 class ConfigError(ValueError):
@@ -24,6 +38,44 @@ def _require(ok: bool, message: str) -> None:
 
 def _choice(value: str, options: tuple[str, ...], field: str) -> None:
     _require(value in options, f"config.{field}={value!r} is unknown; choose one of {', '.join(options)}")
+
+
+def _corpus(name: str, field: str) -> frozenset[str] | None:
+    """The emotions of a named corpus, None for folder:PATH (known only once it is read)."""
+    if name.startswith(FOLDER_PREFIX):
+        folder = os.path.expanduser(name[len(FOLDER_PREFIX):])
+        _require(os.path.isdir(folder), f"config.{field}={name!r}: no such folder {folder!r}; "
+                 "give folder:PATH with an existing folder of audio files")
+        return None
+    _require(name in CORPUS_EMOTIONS, f"config.{field}={name!r} is an unknown corpus; choose one of "
+             f"{', '.join(CORPUS_EMOTIONS)} or folder:PATH (one's own recordings)")
+    return CORPUS_EMOTIONS[name]
+
+
+def _classes(config: ml_collections.ConfigDict) -> None:
+    """The class set parses, and every class exists in the source and in the target."""
+    try:
+        classes = labels.parse_classes(config.classes)
+    except ValueError as error:
+        raise ConfigError(f"config.classes={config.classes!r}: {error}") from None
+    _require(len(classes) >= 2, f"config.classes={config.classes!r} needs at least two classes")
+    source = _corpus(config.source, "source")
+    target = _corpus(config.target, "target")
+    known = [(f, n, e) for f, n, e in (("source", config.source, source), ("target", config.target, target))
+             if e is not None]
+    if len(known) == 2:
+        shared = sorted(source & target)
+        _require(len(shared) >= 2, f"config.source={config.source!r} and config.target={config.target!r} "
+                 f"share {len(shared)} emotion class(es) ({', '.join(shared) or 'none'}); a task needs at "
+                 "least two: choose other corpora")
+    for field, name, emotions in known:
+        missing = [c for c in classes if c not in emotions]
+        if missing:
+            common = sorted(set.intersection(*(set(e) for _, _, e in known)))
+            raise ConfigError(
+                f"config.classes={config.classes!r}: config.{field}={name!r} has no {', '.join(missing)} "
+                f"(it has {', '.join(sorted(emotions))}); use classes the corpora share, e.g. "
+                f"--config.classes={','.join(c for c in classes if c in common) or ','.join(common)}")
 
 
 def validate(config: ml_collections.ConfigDict, *, num_devices: int | None = None,
@@ -44,9 +96,8 @@ def validate(config: ml_collections.ConfigDict, *, num_devices: int | None = Non
     _choice(pseudo.threshold, thresholds.KINDS, "pseudo.threshold")
     _choice(pseudo.teacher, TEACHERS, "pseudo.teacher")
 
-    classes = [c for c in config.classes.split(",") if c.strip()]
-    _require(len(classes) >= 2, f"config.classes={config.classes!r} needs at least two classes")
-    _require(len(set(classes)) == len(classes), f"config.classes={config.classes!r} repeats a class")
+    _choice(config.features, FEATURES, "features")
+    _classes(config)
     _require(config.num_steps > 0, f"config.num_steps={config.num_steps} must be positive")
     _require(config.batch_size > 0, f"config.batch_size={config.batch_size} must be positive")
     _require(config.learning_rate > 0, f"config.learning_rate={config.learning_rate} must be positive")
@@ -80,7 +131,18 @@ def validate(config: ml_collections.ConfigDict, *, num_devices: int | None = Non
         _require(pseudo.threshold != "none",
                  f"config.loss.class_align={loss.class_align!r} needs pseudo-labels: set config.pseudo.threshold "
                  "(e.g. 'freematch') or config.loss.class_align='none'")
+    for name in ("log_every", "checkpoint_every", "max_checkpoints", "eval_batch_size"):
+        _require(config[name] >= 1, f"config.{name}={config[name]} must be >= 1")
+    _require(config.monitor_target_every >= 0,
+             f"config.monitor_target_every={config.monitor_target_every} must be >= 0 (0 = off)")
+    _require(config.num_devices >= 0, f"config.num_devices={config.num_devices} must be >= 0 (0 = all)")
     model = config.model
+    _choice(model.batch_norm, BATCH_NORM, "model.batch_norm")
+    # Config fields models.py does not read yet: refuse them rather than ignore them silently.
+    _require(model.batch_norm == "shared", f"config.model.batch_norm={model.batch_norm!r} is not "
+             "implemented yet (models.py shares BatchNorm statistics); use 'shared'")
+    _require(model.shared_blocks == 0, f"config.model.shared_blocks={model.shared_blocks} is not "
+             "implemented yet (models.py has two separate encoders); use 0")
     for name in ("filters", "kernel_size", "dilations", "embed_dim"):
         _require(model[name] >= 1, f"config.model.{name}={model[name]} must be >= 1")
     _require(0 <= model.dropout_rate < 1, f"config.model.dropout_rate={model.dropout_rate} must be in [0, 1)")

@@ -10,7 +10,7 @@ import ml_collections
 import numpy as np
 
 from emodna_jax import (
-    checkpointing, evaluation, features, normalization, run_logging, trainer, train_state)
+    checkpointing, evaluation, features, input_pipeline, normalization, run_logging, trainer)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 
@@ -31,8 +31,8 @@ def load_run(workdir: str, **overrides: Any) -> tuple[ml_collections.ConfigDict,
     checkpointer = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=10**6)
     if checkpointer.latest_step() is None:
         raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints: train first (train.py --workdir={workdir})")
-    state = train_state.create_train_state(config, fns.model, fns.tx, feature_shape=data.feature_shape)
-    state, _ = checkpointer.restore(state)
+    state, _ = checkpointer.restore(trainer.init_state(config, fns, data))
+    checkpointer.close()
     return config, data, fns, fns.backend.replicate(state)
 
 
@@ -66,15 +66,9 @@ def predict_files(workdir: str, path: str, *, output: str | None = None) -> list
     feature_config = features.get_feature_config(config.features)
     x = np.stack([features.features_from_file(f, feature_config) for f in files])
     # New recordings are standardised like the target corpus the model was adapted to.
-    x = normalization.apply(data.target_stats, x)
-    k = fns.backend.num_devices
-    per_device = int(np.ceil(len(files) / k))
-    padded = np.zeros((k * per_device,) + x.shape[1:], np.float32)
-    padded[: len(files)] = x
-    mask = np.arange(k * per_device) < len(files)
-    batch = {"features": padded.reshape((k, per_device) + x.shape[1:]),
-             "label": np.full((k, per_device), -1, np.int32), "mask": mask.reshape(k, per_device)}
-    probs = evaluation.predict(fns, state, [batch]).probs
+    x = normalization.apply(_target_stats(config, data), x)
+    probs = evaluation.predict(fns, state, _padded_batches(x, fns.backend.num_devices,
+                                                           data.per_device_eval_batch)).probs
     rows = [{"file": f, "prediction": data.class_names[int(p.argmax())],
              **{n: float(v) for n, v in zip(data.class_names, p)}} for f, p in zip(files, probs)]
     output = output or os.path.join(workdir, "predictions.csv")
@@ -83,6 +77,34 @@ def predict_files(workdir: str, path: str, *, output: str | None = None) -> list
         writer.writeheader()
         writer.writerows(rows)
     return rows
+
+
+def _padded_batches(x: np.ndarray, num_devices: int, per_device: int):
+    """Eval batches [devices, per_device, T, F] over x, the last one padded and masked (the same
+    shapes as the eval stream's, so the compiled eval step is reused)."""
+    size = num_devices * per_device
+    for start in range(0, len(x), size):
+        chunk = x[start:start + size]
+        padded = np.zeros((size,) + x.shape[1:], np.float32)
+        padded[: len(chunk)] = chunk
+        mask = np.arange(size) < len(chunk)
+        yield {"features": padded.reshape((num_devices, per_device) + x.shape[1:]),
+               "label": np.full((num_devices, per_device), -1, np.int32),
+               "mask": mask.reshape(num_devices, per_device)}
+
+
+def _target_stats(config: ml_collections.ConfigDict, data: Any) -> normalization.Stats:
+    """The normalisation statistics of the run's target corpus (label-free), as the input pipeline
+    fitted them: taken from the task data when it keeps them, else fitted again on the raw split."""
+    stats = getattr(data, "target_stats", None)
+    if stats is not None:
+        return stats
+    if config.normalization != "corpus":
+        return normalization.fit(config.normalization, np.zeros((1,) + tuple(data.feature_shape), np.float32))
+    raw = input_pipeline.select_classes(
+        input_pipeline.load_corpus_arrays(config.target, config=config, split=config.target_split),
+        data.class_names, role="target")
+    return normalization.fit("corpus", raw.features)
 
 
 def _audio_files(path: str) -> list[str]:

@@ -105,30 +105,43 @@ def plot_embeddings(*, emotion_features: np.ndarray, corpus_features: np.ndarray
     _save(fig, path)
 
 
-CURVE_GROUPS = (("loss/", "losses"), ("pseudo/", "pseudo-labels"), ("monitor/", "monitors"))
+def _curve_panels(names: list[str]) -> list[tuple[str, list[str]]]:
+    """Scalars grouped by prefix ("loss", "pseudo", "monitor"); each per-class family
+    ("pseudo/thresholds/<class>") in its own panel."""
+    panels: dict[str, list[str]] = {}
+    for name in names:
+        parts = name.split("/")
+        key = "/".join(parts[:2]) if len(parts) > 2 else parts[0] if len(parts) > 1 else "other"
+        panels.setdefault(key, []).append(name)
+    order = {"loss": 0, "pseudo": 1, "monitor": 2}
+    return sorted(panels.items(), key=lambda kv: (order.get(kv[0].split("/")[0], 3), kv[0]))
 
 
 def plot_training_curves(history: Mapping[int, Mapping[str, float]], path: str) -> None:
-    """One panel per metric group (losses, pseudo-label statistics, monitors) against the step.
+    """Every logged scalar against the step: one panel per group (losses, pseudo-label rate,
+    monitors) and per per-class family (thresholds, confident counts, prediction histogram).
 
     Args:
       history: {step: {metric name: value}} as MetricWriter.history.
     """
     steps = sorted(history)
     names = sorted({k for s in steps for k in history[s]})
-    groups = [(title, [n for n in names if n.startswith(prefix)]) for prefix, title in CURVE_GROUPS]
-    other = [n for n in names if not any(n.startswith(p) for p, _ in CURVE_GROUPS)]
-    groups = [(t, ns) for t, ns in groups + [("other", other)] if ns]
-    fig, axes = plt.subplots(1, max(len(groups), 1), figsize=(5.0 * max(len(groups), 1), 3.8), squeeze=False)
-    for ax, (title, group) in zip(axes[0], groups):
+    panels = _curve_panels(names) or [("(nothing logged)", [])]
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.0 * cols, 3.4 * rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    for ax, (title, group) in zip(axes.flat, panels):
+        prefix = title + "/" if "/" in title else ""
         for name in group:
             xs = [s for s in steps if name in history[s]]
             ys = [history[s][name] for s in xs]
-            ax.plot(xs, ys, label=name, lw=1.2, marker="." if len(xs) < 30 else None)
+            ax.plot(xs, ys, label=name[len(prefix):], lw=1.2, marker="." if len(xs) < 30 else None)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("step")
-        if title == "losses" and all(history[s][n] > 0 for n in group for s in steps if n in history[s]):
-            ax.set_yscale("log")
-        ax.legend(fontsize=6, ncol=1 + len(group) // 12)
+        if group:
+            ax.legend(fontsize=6, ncol=1 + len(group) // 10)
         ax.grid(alpha=0.3)
+    fig.tight_layout()
     _save(fig, path)

@@ -15,7 +15,7 @@ import numpy as np
 
 from emodna_jax import (
     checkpointing, config_checks, diagnostics, evaluation, input_pipeline, parallel, plots,
-    run_logging, step_functions, train_state)
+    run_logging, step_functions, thresholds, train_state)
 
 
 class _StopFlag:
@@ -57,23 +57,47 @@ def setup(config: ml_collections.ConfigDict) -> tuple[parallel.Backend, Any, ste
     return backend, data, fns
 
 
-def restore_or_init(config, fns, data, checkpointer) -> tuple[Any, int]:
-    """The latest checkpoint of this workdir if there is one, else a fresh state (on the host)."""
-    state = train_state.create_train_state(config, fns.model, fns.tx, feature_shape=data.feature_shape)
+def init_state(config, fns, data) -> Any:
+    """A fresh train state on the host, built by one compiled call (initialising eagerly runs
+    about a hundred small compilations: seconds on a CPU)."""
+    create = lambda: train_state.create_train_state(  # noqa: E731
+        config, fns.model, fns.tx, feature_shape=data.feature_shape)
+    return jax.device_get(jax.jit(create)())
+
+
+def restore_or_init(config, fns, data, checkpointer) -> tuple[Any, int, dict[str, Any]]:
+    """The latest checkpoint of this workdir if there is one, else a fresh state (on the host);
+    with the step and the checkpoint's metadata ({} for a fresh state)."""
+    state = init_state(config, fns, data)
+    metadata: dict[str, Any] = {}
     if checkpointer.latest_step() is not None:
-        state, _ = checkpointer.restore(state)
-    return state, int(state.step)
+        state, metadata = checkpointer.restore(state)
+    return state, int(state.step), metadata
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    """Trains `config` in `workdir` (resuming if it holds checkpoints), then writes results.json."""
+    """Trains `config` in `workdir` (resuming if it holds checkpoints), then writes results.json.
+
+    Raises config_checks.ConfigError before anything is loaded or compiled for a config that cannot
+    work; run_logging.NonFiniteLossError when a loss part turns NaN/inf (the checkpoints saved
+    before it are kept); SystemExit after SIGTERM/SIGINT, once the current step is checkpointed.
+    """
+    wall_start = time.perf_counter()
     workdir = os.path.abspath(workdir)
     backend, data, fns = setup(config)
     is_lead = jax.process_index() == 0
     os.makedirs(workdir, exist_ok=True)
     checkpointer = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"),
                                               max_to_keep=config.max_checkpoints)
-    host_state, start = restore_or_init(config, fns, data, checkpointer)
+    try:
+        return _train(config, workdir, backend, data, fns, checkpointer, is_lead, wall_start)
+    finally:
+        checkpointer.wait()  # never leave a save half-written, whatever stopped the run
+        checkpointer.close()
+
+
+def _train(config, workdir, backend, data, fns, checkpointer, is_lead, wall_start) -> dict[str, Any]:
+    host_state, start, metadata = restore_or_init(config, fns, data, checkpointer)
     if is_lead:
         run_logging.write_json(os.path.join(workdir, "config.json"), config.to_dict())
         print(f"[train] {config.method}: {config.source} -> {config.target}, {len(data.class_names)} classes, "
@@ -85,26 +109,41 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     state = backend.replicate(host_state)
     batches = data.train_batches(start_step=start)
     timing = {"train_seconds": 0.0, "timed_steps": 0}
+    compiled: set[bool] = set()  # phases whose step has run once (its first call compiles)
     pending = None  # (step, metrics) of the previous step, read one step late to keep dispatch async
+    last_metrics: dict[str, Any] = {}
+    if "train_loss" in metadata:  # a finished run started again reports the loss it ended with
+        last_metrics = {"loss/total": metadata["train_loss"]}
 
     def settle(pending):
         step, metrics = pending
         metrics = backend.host_outputs(metrics, replicated=True)
-        run_logging.check_finite(step, metrics)
+        try:
+            run_logging.check_finite(step + 1, metrics)
+        except run_logging.NonFiniteLossError as error:
+            checkpointer.wait()
+            kept = checkpointer.latest_step()
+            raise run_logging.NonFiniteLossError(error.step, error.parts, (
+                f"{error}. Training stopped; the last good checkpoint is step {kept} in "
+                f"{checkpointer.directory}" if kept is not None else f"{error}. Training stopped "
+                "before any checkpoint was saved") + "; lower config.learning_rate or "
+                "config.grad_clip_norm, or check the input features") from None
         if (step + 1) % config.log_every == 0 or step + 1 == config.num_steps:
             writer.write(step + 1, metrics)
             if is_lead:
                 print(progress.format(step + 1, metrics), flush=True)
         return metrics
 
-    def save(step):
-        checkpointer.save(step, _host_copy(backend, state), metadata={"step": step, "method": config.method})
+    def save(step, metrics):
+        checkpointer.save(step, _host_copy(backend, state), metadata={
+            "step": step, "method": config.method,
+            "train_loss": float(metrics.get("loss/total", float("nan")))})
 
-    last_metrics: dict[str, Any] = {}
     with _StopFlag() as stop:
         for step in range(start, config.num_steps):
             tick = time.perf_counter()
-            state, metrics = fns.train(state, next(batches), adapt=fns.is_adapting(step))
+            adapt = fns.is_adapting(step)
+            state, metrics = fns.train(state, next(batches), adapt=adapt)
             if pending is not None:
                 last_metrics = settle(pending)  # raises on a non-finite loss, before any save
             pending = (step, metrics)
@@ -112,12 +151,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             if done % config.checkpoint_every == 0 or stop.signal is not None or done == config.num_steps:
                 last_metrics = settle(pending)
                 pending = None
-                save(done)
-            if step > start:  # the first step of a process includes compilation
+                save(done, last_metrics)
+            if adapt in compiled:  # the first step of each phase includes its compilation
                 timing["train_seconds"] += time.perf_counter() - tick
                 timing["timed_steps"] += 1
+            compiled.add(adapt)
             if config.monitor_target_every and done % config.monitor_target_every == 0:
-                writer.write(done, _target_monitor(fns, state, data))
+                writer.write(done, _target_monitor(config, fns, state, data))
             if stop.signal is not None:
                 checkpointer.wait()
                 raise SystemExit(f"[train] stopped by signal {stop.signal} after step {done}; "
@@ -126,6 +166,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             last_metrics = settle(pending)
     checkpointer.wait()
     writer.flush()
+    timing["wall_seconds"] = time.perf_counter() - wall_start
     results = final_report(config, workdir, fns, state, data, last_metrics, timing, writer)
     writer.close()
     return results
@@ -136,13 +177,27 @@ def _host_copy(backend: parallel.Backend, state: Any) -> Any:
     return jax.device_get(backend.unreplicate(state))
 
 
-def _target_monitor(fns, state, data) -> dict[str, float]:
-    """Target UAR as a MONITOR ONLY: logged, never read by training or by any choice."""
+def _target_monitor(config, fns, state, data) -> dict[str, float]:
+    """Target UAR and pseudo-label accuracy as MONITORS ONLY: logged, never read by training or by
+    any choice. The pseudo-label accuracy is that of the eval-mode predictions passing the current
+    thresholds (fixed, freematch, flexmatch kinds)."""
     predictions = evaluation.predict(fns, state, data.eval_batches("target"))
     if not predictions.has_labels:
         return {}
-    summary = evaluation.report(predictions, data.class_names)
-    return {"monitor/target_uar": summary["uar"]}
+    out = {"monitor/target_uar": evaluation.report(predictions, data.class_names)["uar"]}
+    pseudo = config.pseudo
+    if pseudo.threshold in ("fixed", "freematch", "flexmatch"):
+        host = jax.device_get(fns.backend.unreplicate(state))
+        tau = np.asarray(thresholds.class_thresholds(
+            host.thresholds, kind=pseudo.threshold, tau_min=pseudo.tau_min,
+            fixed_threshold=pseudo.fixed_threshold))
+        predicted = predictions.probs.argmax(1)
+        confident = (predictions.probs.max(1) >= tau[predicted]) & (predictions.labels >= 0)
+        out["monitor/eval_confident_fraction"] = float(confident.mean())
+        if confident.any():
+            out["monitor/pseudo_label_accuracy"] = float(
+                100.0 * np.mean(predicted[confident] == predictions.labels[confident]))
+    return out
 
 
 def label_free_diagnostics(predictions: evaluation.Predictions) -> dict[str, Any]:
@@ -171,6 +226,7 @@ def final_report(config, workdir, fns, state, data, last_metrics, timing, writer
         "train_loss": float(last_metrics.get("loss/total", float("nan"))),
         "label_free": label_free_diagnostics(target),
         "train_seconds": timing["train_seconds"],
+        "wall_seconds": timing.get("wall_seconds"),
         "examples_per_s": (2 * config.batch_size * timing["timed_steps"] / timing["train_seconds"]
                            if timing["timed_steps"] else None),
     }
