@@ -1,11 +1,11 @@
-"""Corpus names -> TFDS datasets, built on first use (the one entry point the library reads data by).
+"""Corpus names -> TFDS datasets, built on first use: how the library reads every corpus.
 
 Names (config.source / config.target):
 
   emodb, emovo, casia, ravdess, savee   a real corpus; its manual folder is <corpora_root>/<name>
                                         (laid out as the builder's MANUAL_DOWNLOAD_INSTRUCTIONS say)
-  synthetic_a, synthetic_b, synthetic_c the embedded synthetic corpora: splits "a", "b", "c" of the
-                                        `synthetic` builder, generated from a fixed seed, no download
+  synthetic_a, synthetic_b, synthetic_c the embedded synthetic corpora: splits "a", "b", "c" of
+                                        the `synthetic` builder, generated from a fixed seed
   folder:PATH                           one's own recordings in PATH (the `audio_folder` builder:
                                         class folders, a flat unlabelled folder, or manifest.csv)
 
@@ -64,8 +64,9 @@ def _tfds_split(name: str, split: str) -> str:
     corpus), except `synthetic`, whose splits a/b/c are the corpora synthetic_a/b/c."""
     m = _TRAIN_SPLIT.match(split)
     if not m:
-        raise ValueError(f"corpus {name!r} has only the split 'train' (the whole corpus, optionally "
-                         f"sliced as 'train[:80%]'), not {split!r} (config.target_split).")
+        raise ValueError(f"corpus {name!r} has only the split 'train' (the whole corpus, "
+                         f"optionally sliced as 'train[:80%]'), not {split!r} "
+                         "(config.target_split).")
     if name in SYNTHETIC_CORPORA:
         return SYNTHETIC_CORPORA[name] + (m.group(1) or "")
     return split

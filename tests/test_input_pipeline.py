@@ -1,6 +1,8 @@
 """The input pipeline: no target labels in training, exact eval coverage, resumable streams,
 label-free normalisation and clear refusals. Tiny in-memory corpora, plus one synthetic-corpora run."""
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -98,6 +100,33 @@ def test_eval_counts_every_example_once(num_devices):
     examples = data.eval_examples("target")
     assert [e.file for e in examples] == [f"tgt/{i:03d}.wav" for i in range(37)]
     assert [e.label for e in examples] == seen_labels
+
+
+@pytest.mark.parametrize("num_devices", [1, 4])
+def test_eval_counts_every_example_once_on_real_devices(num_devices):
+    """The eval batches through jax.pmap on 1 and on 4 (forced CPU) devices: per-class counts summed
+    with psum over devices and batches equal the split's own counts, padding contributing nothing."""
+    import jax
+    import jax.numpy as jnp
+
+    assert jax.local_device_count() >= num_devices  # tests/conftest.py forces 4 CPU devices
+    target = make_corpus("tgt", [FIVE[i % 5] for i in range(37)] + ["unknown"] * 4)
+    data = task({"src": labelled(20), "tgt": target}, config(eval_batch_size=12),
+                num_devices=num_devices)
+
+    @functools.partial(jax.pmap, axis_name="d", devices=jax.local_devices()[:num_devices])
+    def counts(batch):
+        onehot = jax.nn.one_hot(batch["label"], 5) * batch["mask"][:, None]  # -1 -> all zeros
+        per_class = jax.lax.psum(onehot.sum(0), "d")
+        return per_class, jax.lax.psum(batch["mask"].sum(), "d")
+
+    total_per_class, total = np.zeros(5), 0
+    for batch in data.eval_batches("target"):
+        per_class, n = counts(batch)
+        total_per_class += np.asarray(per_class[0])
+        total += int(n[0])
+    assert total == 41  # every example once, the unlabelled ones included
+    np.testing.assert_array_equal(total_per_class, [8, 8, 7, 7, 7])  # 37 labelled, i % 5
 
 
 def test_eval_split_across_processes_counts_every_example_once():
@@ -233,6 +262,7 @@ def test_synthetic_task_through_tfds(synthetic_data_dir):  # noqa: F811
     assert (data.num_source, data.num_target) == (150, 200)
     batch = data.train_batch(0)
     assert batch["source"]["features"].shape == (4, 4, 188, 39)
+    assert set(batch["target"]) == {"features", "corpus"}  # no target label in training
     # Corpus normalisation: the target's own frames have zero mean and unit std per coefficient.
     frames = data.target.features.reshape(-1, 39)
     np.testing.assert_allclose(frames.mean(0), 0, atol=1e-3)

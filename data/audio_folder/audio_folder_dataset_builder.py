@@ -16,7 +16,8 @@ Speaker and gender are "unknown" unless the manifest gives them. `corpus` is the
 Anything else (audio beside class folders, a sub-folder that is not an emotion name) is refused
 with an error naming the folder, rather than guessed.
 
-    tfds build data/audio_folder --manual_dir=PATH --data_dir=DIR [--config mfcc39]
+    python -m data.tfds_cli build data/audio_folder --manual_dir=PATH --data_dir=DIR \
+        [--config=mfcc39]  (without --config, every front end is built)
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ Manual folder layout (as circulated, and the FLAC copy in ../shared/corpora/casi
 speakers liuchanhg, wangzhe, zhaoquanyin, ZhaoZuoxiang; emotion folders angry fear happy neutral
 sad surprise (200 files each). Any other folder inside a speaker folder is an error.
 
-    tfds build data/casia --manual_dir=../shared/corpora/casia --data_dir=DIR [--config mfcc39]
+    python -m data.tfds_cli build data/casia --manual_dir=../shared/corpora/casia --data_dir=DIR \
+        [--config=mfcc39]  (without --config, every front end is built)
 """
 
 from __future__ import annotations

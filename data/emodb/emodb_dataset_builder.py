@@ -8,7 +8,8 @@ SS speaker (03 08 09 10 11 12 13 14 15 16), TTT text (a01..b10), E the emotion l
 initial: W anger, L boredom, E disgust, A fear, F happiness, T sadness, N neutral), v version.
 The letter in the file name is the label (some third-party CSVs map the letters wrongly).
 
-    tfds build data/emodb --manual_dir=../shared/corpora/emodb --data_dir=DIR [--config mfcc39]
+    python -m data.tfds_cli build data/emodb --manual_dir=../shared/corpora/emodb --data_dir=DIR \
+        [--config=mfcc39]  (without --config, every front end is built)
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ rab anger, sor surprise, tri sadness; 14 sentences each (588 files). The origina
 stereo from two different microphones: the builder keeps ONE channel (`channel`, default 0, or
 EMODNA_AUDIO_CHANNEL), never their average. Other top-level folders (e.g. documents) are ignored.
 
-    tfds build data/emovo --manual_dir=../shared/corpora/emovo --data_dir=DIR [--config mfcc39]
+    python -m data.tfds_cli build data/emovo --manual_dir=../shared/corpora/emovo --data_dir=DIR \
+        [--config=mfcc39]  (without --config, every front end is built)
 """
 
 from __future__ import annotations

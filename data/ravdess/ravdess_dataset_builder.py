@@ -8,7 +8,8 @@ Seven fields: modality (03 audio-only), vocal channel (01 speech, 02 song), emot
 02 calm, 03 happy, 04 sad, 05 angry, 06 fearful, 07 disgust, 08 surprised), intensity (01 normal,
 02 strong), statement, repetition, actor (01..24; odd male, even female).
 
-    tfds build data/ravdess --manual_dir=PATH/ravdess --data_dir=DIR [--config mfcc39]
+    python -m data.tfds_cli build data/ravdess --manual_dir=PATH/ravdess --data_dir=DIR \
+        [--config=mfcc39]  (without --config, every front end is built)
 """
 
 from __future__ import annotations

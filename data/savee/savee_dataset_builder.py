@@ -8,7 +8,8 @@ speakers DC JE JK KL (four male English speakers); code a anger, d disgust, f fe
 n neutral, sa sadness, su surprise (480 files). Other files in the speaker folders (e.g. info
 text) are ignored; other audio names are bad files.
 
-    tfds build data/savee --manual_dir=PATH/savee --data_dir=DIR [--config mfcc39]
+    python -m data.tfds_cli build data/savee --manual_dir=PATH/savee --data_dir=DIR \
+        [--config=mfcc39]  (without --config, every front end is built)
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ Splits "a", "b" and "c" are the three corpora (200 utterances each: 4 speakers x
 synthesised by `emodna_jax.synthetic_speech` from a fixed seed, so every build gives the same audio.
 Builder configs are the feature front ends of `emodna_jax.features.FEATURE_CONFIGS` ("mfcc39" is the
 authors' 39 MFCCs at 22,050 Hz on 96,000 samples). Use it through `corpora.load("synthetic_a", ...)`
-or build it directly: `tfds build data/synthetic --data_dir=DIR` (add `--config=logmel64` for another
-front end).
+or build it directly from the repository root with `python -m data.tfds_cli build data/synthetic
+--data_dir=DIR --config=mfcc39` (data/tfds_cli.py is the `tfds` CLI, runnable without apache-beam;
+without --config, every front end is built).
 """
 
 from __future__ import annotations
