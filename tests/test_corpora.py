@@ -2,8 +2,8 @@
 real corpora in ../shared/corpora (skipped when absent).
 
 The real-corpus tests build EmoDB, EMOVO and CASIA in full (2,323 files, mfcc39 only): measured
-12-14 s of feature computation on the 2-core CPU (benchmarks/RESULTS.md, "## Data"), under the
-2-minute budget that would have moved them behind an opt-in variable. Their label and speaker
+14-20 s in all on the 2-core CPU (benchmarks/RESULTS.md, "## Data"), well under the 2-minute budget
+that would have moved them behind an opt-in variable. Their label and speaker
 parsing is also checked through `list_records` alone, which decodes no audio.
 """
 
