@@ -91,9 +91,9 @@ def synthetic_separability(data_dir: str) -> list[str]:
     within = cross_val_score(clf, d["a"][1], d["a"][2], cv=5, scoring="balanced_accuracy").mean()
     return ["", "Synthetic corpora (logistic regression on utterance-mean MFCCs): corpus identity "
             f"from raw features, 3-fold CV accuracy {100 * corpus_acc:.1f} % (chance 33.3); "
-            "emotion (per-corpus standardised), within a (5-fold CV over utterances, speakers shared) UAR "
-            f"{100 * within:.1f} %, trained on "
-            f"a and tested on b {100 * uar['b']:.1f} %, on c {100 * uar['c']:.1f} % (chance 20): "
+            "emotion (per-corpus standardised), within a (5-fold CV over utterances, speakers "
+            f"shared) UAR {100 * within:.1f} %, trained on a and tested on b "
+            f"{100 * uar['b']:.1f} %, on c {100 * uar['c']:.1f} % (chance 20): "
             "a real domain gap with transfer above chance."]
 
 
