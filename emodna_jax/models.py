@@ -27,6 +27,7 @@ class CausalConv(nn.Module):
     features: int
     kernel_size: int
     dilation: int = 1
+    use_bias: bool = True
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -41,7 +42,8 @@ class CausalConv(nn.Module):
             else:
                 pad = [(0, 0)] * (x.ndim - 2) + [(shift, 0), (0, 0)]
                 taps.append(jnp.pad(x[..., : length - shift, :], pad))
-        return nn.Dense(self.features, name="taps")(jnp.concatenate(taps, axis=-1))
+        taps = jnp.concatenate(taps, axis=-1)
+        return nn.Dense(self.features, use_bias=self.use_bias, name="taps")(taps)
 
 
 class TemporalAwareBlock(nn.Module):
@@ -61,7 +63,9 @@ class TemporalAwareBlock(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         h = x
         for _ in range(2):
-            h = CausalConv(self.filters, self.kernel_size, self.dilation)(h)
+            # No bias: the BatchNorm after it removes any bias, whose gradient is then pure float
+            # noise that Adam would scale up to full-size updates.
+            h = CausalConv(self.filters, self.kernel_size, self.dilation, use_bias=False)(h)
             h = nn.BatchNorm(
                 use_running_average=not self.train,
                 momentum=self.bn_momentum,

@@ -60,7 +60,9 @@ def create_train_state(
     params, batch_stats = variables["params"], variables.get("batch_stats", {})
     teacher = None
     if config.pseudo.teacher == "ema":
-        teacher = {"params": params, "batch_stats": batch_stats}
+        # A copy, not the same buffers: the step donates its state, and donating one buffer twice
+        # (as params and as teacher params) crashes XLA.
+        teacher = jax.tree.map(jnp.copy, {"params": params, "batch_stats": batch_stats})
     return TrainState(
         step=jnp.asarray(0, jnp.int32),
         params=params,
