@@ -35,6 +35,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from absl import logging
 
+from emodna_jax import audio_builder
+
 # The builders live in the repository's top-level `data` package, beside `emodna_jax`.
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _REPO_ROOT not in sys.path:
@@ -80,9 +82,12 @@ def folder_data_dir(data_dir: str, folder: str) -> str:
     return os.path.join(data_dir, FOLDERS_SUBDIR, f"{base}-{key}")
 
 
-def _folder_fingerprint(builder_cls, folder: str) -> str:
+def _folder_fingerprint(builder, folder: str) -> str:
     """sha1 of the folder's listing as the builder reads it (paths, sizes, mtimes, labels)."""
-    records = builder_cls.list_records(folder)
+    # Listing errors (a folder that is not an emotion name, ...) surface here, before any build;
+    # with skip_bad_files, the skipped names are logged again when the builder lists the folder.
+    bad = audio_builder.BadFiles("audio_folder", skip=builder.skip_bad_files)
+    records = builder.list_records(folder, bad=bad)
     h = hashlib.sha1()
     for r in sorted(records, key=lambda r: r.file):
         st = os.stat(r.path)
@@ -138,7 +143,7 @@ def prepare(name: str, *, corpora_root: str | None, data_dir: str, features: str
         sub_dir = folder_data_dir(data_dir, folder)
         builder = cls(config=features, data_dir=sub_dir, **options)
         stamp = os.path.join(sub_dir, f"listing-{features}.sha1")
-        fingerprint = _folder_fingerprint(cls, folder)
+        fingerprint = _folder_fingerprint(builder, folder)
         old = open(stamp).read().strip() if os.path.isfile(stamp) else None
         if builder.is_prepared() and old == fingerprint:
             return builder

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from emodna_jax import corpora, labels
+from emodna_jax import corpora, features, labels
 from tests.fixtures_data import synthetic_data_dir  # noqa: F401  (session fixture)
 
 DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
@@ -75,6 +75,11 @@ def test_folders_do_not_collide_and_rebuild_when_changed(tmp_path):
     _write(str(flat / "rec_3.wav"), seed=3)
     assert sorted(read(corpora.load(f"folder:{flat}", data_dir=data_dir))["file"]) == [
         "rec_0.wav", "rec_1.wav", "rec_2.wav", "rec_3.wav"]
+    (flat / "rec_4.wav").write_bytes(b"not audio")  # a corrupt file: an error, or skipped
+    with pytest.raises(features.AudioFileError, match=r"rec_4.wav.*EMODNA_SKIP_BAD_FILES=1"):
+        corpora.load(f"folder:{flat}", data_dir=data_dir)
+    skipped = read(corpora.load(f"folder:{flat}", data_dir=data_dir, skip_bad_files=True))
+    assert len(skipped["file"]) == 4 and "rec_4.wav" not in skipped["file"]
 
 
 # ---- the real corpora ---------------------------------------------------------------------------
