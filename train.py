@@ -15,7 +15,7 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from emodna_jax import config_checks, trainer  # noqa: E402
+from emodna_jax import config_checks, run_logging, trainer  # noqa: E402
 
 config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/default.py or "
                                 "configs/cross_corpus.py:c2b,emodna", lock_config=True)
@@ -32,6 +32,8 @@ def main(argv: list[str]) -> None:
         trainer.train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir)
     except config_checks.ConfigError as error:
         raise SystemExit(f"[train] refused: {error}") from None
+    except run_logging.NonFiniteLossError as error:
+        raise SystemExit(f"[train] {error}") from None
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ CLASS_ALIGN = ("prototype", "lmmd", "cross_entropy", "none")
 NORMALIZATION = ("corpus", "utterance", "none")
 TEACHERS = ("student", "ema")
 BATCH_NORM = ("shared", "per_corpus")
-FEATURES = ("mfcc39",)  # front ends the builders write (features.FEATURE_CONFIGS; a test keeps them equal)
+FEATURES = ("mfcc39", "logmel64")  # front ends the builders write (features.FEATURE_CONFIGS; a test keeps them equal)
 FOLDER_PREFIX = "folder:"
 # The emotions each named corpus has (its label table; corpora.VALID_NAMES, a test keeps them equal).
 CORPUS_EMOTIONS: dict[str, frozenset[str]] = {

@@ -36,10 +36,12 @@ def load_run(workdir: str, **overrides: Any) -> tuple[ml_collections.ConfigDict,
     return config, data, fns, fns.backend.replicate(state)
 
 
-def evaluate_workdir(workdir: str, *, corpus: str | None = None, split: str | None = None) -> dict[str, Any]:
+def evaluate_workdir(workdir: str, *, corpus: str | None = None, split: str | None = None,
+                     plots: bool | None = None) -> dict[str, Any]:
     """Evaluates the latest checkpoint on `corpus` (default: the run's target) and writes
-    WORKDIR/eval/<name>.json, <name>_confusion.png and <name>_embeddings.png."""
-    config, data, fns, state = load_run(workdir, target=corpus, target_split=split)
+    WORKDIR/eval/<name>.json, plus <name>_confusion.png and <name>_embeddings.png when `plots`
+    (default: the run's config.plots)."""
+    config, data, fns, state = load_run(workdir, target=corpus, target_split=split, plots=plots)
     name = _safe_name(f"{config.target}_{config.target_split}")
     predictions = evaluation.predict(fns, state, data.eval_batches("target"))
     summary = evaluation.report(predictions, data.class_names)

@@ -1,0 +1,120 @@
+"""Every refusal of config_checks names the field to change; good configs pass; the tables it keeps
+agree with the modules they mirror."""
+
+import pytest
+
+from configs import cross_corpus, default
+from emodna_jax import config_checks, labels, methods
+from emodna_jax.config_checks import ConfigError
+
+
+def _config(**overrides):
+    c = default.get_config("smoke")
+    for key, value in overrides.items():
+        target = c
+        *path, last = key.split(".")
+        for part in path:
+            target = target[part]
+        target[last] = value
+    return c
+
+
+@pytest.mark.parametrize("name", ["default", "smoke"] + [f"c2b,{m}" for m in methods.METHODS])
+def test_shipped_configs_pass(name):
+    config = default.get_config("" if name == "default" else name) if "," not in name else \
+        cross_corpus.get_config(name)
+    config_checks.validate(config, num_devices=1)
+
+
+# (overrides, text the message must contain: the field, and what is wrong or what to do)
+REFUSALS = [
+    ({"method": "emodnaa"}, ["config.method='emodnaa'", "emodna"]),
+    ({"backend": "pmapp"}, ["config.backend='pmapp'", "shard_map"]),
+    ({"source": "emodbb"}, ["config.source='emodbb'", "unknown corpus", "folder:PATH"]),
+    ({"target": "nowhere"}, ["config.target='nowhere'", "unknown corpus"]),
+    ({"target": "folder:/no/such/folder"}, ["config.target='folder:/no/such/folder'", "no such folder"]),
+    ({"classes": ""}, ["config.classes=''", "Empty class set"]),
+    ({"classes": "angry,grumpy"}, ["config.classes='angry,grumpy'", "grumpy"]),
+    ({"classes": "angry,angry"}, ["config.classes='angry,angry'", "more than once"]),
+    ({"classes": "angry"}, ["config.classes='angry'", "at least two"]),
+    ({"classes": "angry,sad,boredom"}, ["config.classes='angry,sad,boredom'", "config.source='synthetic_a'",
+                                        "boredom", "--config.classes=angry,sad"]),
+    ({"loss.temperature": 0.0}, ["config.loss.temperature=0.0", "> 0"]),
+    ({"loss.temperature": -1.0}, ["config.loss.temperature=-1.0"]),
+    ({"loss.label_smoothing": 1.0}, ["config.loss.label_smoothing=1.0"]),
+    ({"loss.corpus_align": "wasserstein"}, ["config.loss.corpus_align='wasserstein'", "mmd"]),
+    ({"loss.class_align": "magic"}, ["config.loss.class_align='magic'"]),
+    ({"loss.decoupling_weight": -1.0}, ["config.loss.decoupling_weight=-1.0", ">= 0"]),
+    ({"loss.mmd_bandwidths": ()}, ["config.loss.mmd_bandwidths"]),
+    ({"pseudo.threshold": "adaptive"}, ["config.pseudo.threshold='adaptive'", "freematch"]),
+    ({"pseudo.threshold": "none"}, ["config.pseudo.threshold", "class_align"]),
+    ({"pseudo.teacher": "oracle"}, ["config.pseudo.teacher='oracle'"]),
+    ({"pseudo.warmup_steps": 12}, ["config.pseudo.warmup_steps=12", "num_steps=12"]),
+    ({"pseudo.tau_min": 1.5}, ["config.pseudo.tau_min=1.5"]),
+    ({"normalization": "global"}, ["config.normalization='global'", "corpus"]),
+    ({"features": "mfcc40"}, ["config.features='mfcc40'", "mfcc39"]),
+    ({"num_steps": 0}, ["config.num_steps=0"]),
+    ({"batch_size": 0}, ["config.batch_size=0"]),
+    ({"learning_rate": 0.0}, ["config.learning_rate=0.0"]),
+    ({"lr_warmup_steps": 12}, ["config.lr_warmup_steps=12"]),
+    ({"checkpoint_every": 0}, ["config.checkpoint_every=0"]),
+    ({"prototype_momentum": 1.0}, ["config.prototype_momentum=1.0"]),
+    ({"model.filters": 0}, ["config.model.filters=0"]),
+    ({"model.dropout_rate": 1.0}, ["config.model.dropout_rate=1.0"]),
+    ({"model.batch_norm": "per_corpus"}, ["config.model.batch_norm='per_corpus'", "not implemented"]),
+    ({"model.shared_blocks": 2}, ["config.model.shared_blocks=2", "not implemented"]),
+]
+
+
+@pytest.mark.parametrize("overrides,expected", REFUSALS, ids=[",".join(o) for o, _ in REFUSALS])
+def test_refusal_names_the_field(overrides, expected):
+    with pytest.raises(ConfigError) as info:
+        config_checks.validate(_config(**overrides))
+    for text in expected:
+        assert text in str(info.value), (text, str(info.value))
+
+
+def test_batch_not_divisible_by_devices_is_refused_with_a_multiple_to_use():
+    config = _config(batch_size=18)
+    config_checks.validate(config)  # without a device count the batch cannot be checked yet
+    with pytest.raises(ConfigError) as info:
+        config_checks.validate(config, num_devices=4)
+    assert "config.batch_size=18" in str(info.value) and "multiple of 4" in str(info.value)
+    with pytest.raises(ConfigError, match=r"config.batch_size=18 .* 8 devices \(2 process"):
+        config_checks.validate(config, num_devices=4, process_count=2)
+    with pytest.raises(ConfigError, match="config.eval_batch_size=30"):
+        config_checks.validate(_config(batch_size=16, eval_batch_size=30), num_devices=4)
+
+
+def test_corpora_without_two_shared_classes_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setitem(config_checks.CORPUS_EMOTIONS, "emodb", frozenset({"angry", "boredom"}))
+    with pytest.raises(ConfigError, match=r"config.source='casia' and config.target='emodb' share 1 emotion"):
+        config_checks.validate(_config(source="casia", target="emodb"))
+    # A folder's classes are known only once it is read: the input pipeline checks those.
+    config_checks.validate(_config(target=f"folder:{tmp_path}"))
+
+
+def test_train_refuses_before_loading_or_compiling(tmp_path, monkeypatch):
+    from emodna_jax import input_pipeline, trainer
+
+    def fail(*args, **kwargs):
+        raise AssertionError("data was loaded for a refused config")
+
+    monkeypatch.setattr(input_pipeline, "create_task_data", fail)
+    with pytest.raises(ConfigError, match="config.loss.temperature"):
+        trainer.train_and_evaluate(_config(**{"loss.temperature": 0.0}), str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+
+
+def test_tables_agree_with_the_modules_they_mirror():
+    corpora = pytest.importorskip("emodna_jax.corpora")
+    from emodna_jax import features
+
+    named = tuple(n for n in corpora.VALID_NAMES if not n.startswith("folder:"))
+    assert set(config_checks.CORPUS_EMOTIONS) == set(named)
+    assert set(config_checks.FEATURES) == set(features.FEATURE_CONFIGS)
+    for name in corpora.REAL_CORPORA:
+        assert config_checks.CORPUS_EMOTIONS[name] <= set(labels.EMOTIONS)
+    # The authors' 5 shared classes exist in every corpus of the protocol.
+    for emotions in config_checks.CORPUS_EMOTIONS.values():
+        assert set(default.SHARED_CLASSES.split(",")) <= emotions

@@ -1,0 +1,233 @@
+"""The whole workflow on the smoke config, in process: train -> checkpoints -> results.json ->
+eval; resuming after a signal and after a crash; a NaN stop. The CLI itself is in
+test_workflow_cli.py.
+
+Every run here has the same config, so a persistent compilation cache (one per module) makes every
+run after the first reuse its compiled steps: the first run takes about 40 s on 2 CPU cores, each
+later one a few seconds.
+"""
+
+import json
+import os
+import signal
+
+import jax
+import numpy as np
+import pytest
+
+from configs import default
+from emodna_jax import checkpointing, evaluation, inference, input_pipeline, run_logging, trainer
+from tests.fixtures_data import synthetic_data_dir  # noqa: F401  (a pytest fixture)
+
+METRICS = ("uar", "war", "per_class_recall", "confusion")
+
+
+@pytest.fixture(scope="session")
+def jax_cache_dir(tmp_path_factory):
+    """One persistent compilation cache for the workflow tests of a session (in process and in the
+    CLI processes of test_workflow_cli.py, which run the same smoke config)."""
+    return str(tmp_path_factory.mktemp("jax_cache"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def compilation_cache(jax_cache_dir):
+    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
+             "jax_persistent_cache_min_entry_size_bytes")
+    before = {n: getattr(jax.config, n) for n in names}
+    for name, value in zip(names, (jax_cache_dir, 0.0, 0)):
+        jax.config.update(name, value)
+    yield
+    for name, value in before.items():
+        jax.config.update(name, value)
+
+
+def smoke_config(data_dir, **overrides):
+    """configs/default.py:smoke on the session's synthetic corpora, checkpoints every 3 steps."""
+    c = default.get_config("smoke")
+    c.data_dir = data_dir
+    c.checkpoint_every = 3
+    c.plots = False
+    for key, value in overrides.items():
+        c[key] = value
+    return c
+
+
+def final_state(config, workdir, step=None):
+    """The state saved in `workdir` (latest step unless `step`), as host numpy leaves."""
+    _, data, fns = trainer.setup(config)
+    ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"))
+    state, metadata = ckpt.restore(trainer.init_state(config, fns, data), step=step)
+    ckpt.close()
+    return state, metadata
+
+
+def assert_same_state(a, b):
+    leaves_a, tree_a = jax.tree.flatten_with_path(a)[0], jax.tree.structure(a)
+    leaves_b = jax.tree.leaves(b)
+    assert tree_a == jax.tree.structure(b)
+    for (path, x), y in zip(leaves_a, leaves_b):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=jax.tree_util.keystr(path))
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(synthetic_data_dir, tmp_path_factory):  # noqa: F811
+    """One whole run with the target monitor, never interrupted (pictures: test_workflow_cli.py)."""
+    workdir = str(tmp_path_factory.mktemp("uninterrupted"))
+    config = smoke_config(synthetic_data_dir, monitor_target_every=6)
+    results = trainer.train_and_evaluate(config, workdir)
+    return config, workdir, results
+
+
+def test_run_writes_results_logs_and_checkpoints(uninterrupted):
+    config, workdir, results = uninterrupted
+    on_disk = read_json(os.path.join(workdir, "results.json"))
+    assert on_disk == json.loads(json.dumps(results))
+    for key in ("task", "method", "seed", "steps", "source", "target", "classes", "train_loss",
+                "train_seconds", "wall_seconds", "examples_per_s", "label_free") + METRICS:
+        assert key in on_disk, key
+    assert on_disk["steps"] == 12 and on_disk["classes"] == default.SHARED_CLASSES.split(",")
+    confusion = np.asarray(on_disk["confusion"])
+    assert confusion.shape == (5, 5) and confusion.sum() == on_disk["num_target_examples"] == 200
+    assert on_disk["war"] == pytest.approx(100 * np.trace(confusion) / confusion.sum())
+    assert np.isfinite(on_disk["train_loss"]) and on_disk["examples_per_s"] > 0
+    assert os.path.exists(os.path.join(workdir, "config.json"))
+    assert not os.path.exists(os.path.join(workdir, "confusion.png"))  # config.plots=False
+    scalars = run_logging.read_scalars(os.path.join(workdir, "logs"))
+    assert set(scalars["loss/total"]) == {4, 8, 12}
+    for name in ("loss/cls", "loss/corpus_align", "loss/decoupling", "loss/class_align",
+                 "pseudo/confident_fraction", "pseudo/thresholds/angry", "pseudo/confident_per_class/sad",
+                 "monitor/target_prediction_hist/fear", "monitor/z_e_norm", "monitor/target_uar"):
+        assert name in scalars, name
+    assert scalars["loss/total"][12] == pytest.approx(on_disk["train_loss"])
+    ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"))
+    assert ckpt.all_steps() == [9, 12]  # max_checkpoints = 2
+    ckpt.close()
+
+
+def test_eval_reproduces_the_results_exactly(uninterrupted, tmp_path):
+    config, workdir, results = uninterrupted
+    evaluated = inference.evaluate_workdir(workdir, plots=False)  # plotting is tested above
+    on_disk = read_json(os.path.join(workdir, "eval", "synthetic_b_train.json"))
+    assert on_disk["step"] == 12
+    for key in METRICS:
+        assert on_disk[key] == json.loads(json.dumps(results[key])), key
+        assert evaluated[key] == results[key]
+    assert on_disk["label_free"] == results["label_free"]
+
+
+def test_predicting_files_matches_the_eval_stream(uninterrupted, tmp_path):
+    """A practitioner's path (audio file -> features -> target statistics -> model) gives the
+    probabilities the eval stream gives for the same recordings."""
+    import soundfile as sf
+
+    from emodna_jax import synthetic_speech
+
+    config, workdir, _ = uninterrupted
+    wanted = synthetic_speech.corpus_utterances("b")[::50]  # 4 utterances of the target corpus
+    folder = tmp_path / "audio"
+    for utt in wanted:
+        path = folder / utt.file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(path), synthetic_speech.synthesize(utt, sample_rate=22050), 22050, subtype="FLOAT")
+    rows = inference.predict_files(workdir, str(folder), output=str(tmp_path / "p.csv"))
+    assert len(rows) == len(wanted)
+    _, data, fns, state = inference.load_run(workdir)
+    predictions = evaluation.predict(fns, state, data.eval_batches("target"))
+    by_file = {e.file: p for e, p in zip(data.eval_examples("target"), predictions.probs)}
+    for row in rows:
+        expected = by_file[os.path.relpath(row["file"], folder)]
+        got = np.array([row[n] for n in data.class_names])
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+        assert row["prediction"] == data.class_names[int(expected.argmax())]
+    with open(tmp_path / "p.csv") as f:
+        assert f.readline().strip() == "file,prediction," + ",".join(data.class_names)
+
+
+def _patch_batches(monkeypatch, at_step, action):
+    """Makes the input pipeline call `action(batch)` when it builds the batch of step `at_step`
+    (in the prefetch thread, up to 2 steps before the trainer takes it)."""
+    original = input_pipeline.TaskData.train_batch
+
+    def train_batch(self, step):
+        batch = original(self, step)
+        return action(batch) if step == at_step else batch
+
+    monkeypatch.setattr(input_pipeline.TaskData, "train_batch", train_batch)
+
+
+def test_interrupted_runs_end_with_the_same_parameters(uninterrupted, synthetic_data_dir, tmp_path,  # noqa: F811
+                                                       monkeypatch):
+    """SIGTERM during warm-up, then a crash during adaptation, each followed by the same command:
+    the final state equals the uninterrupted run's, leaf for leaf, bit for bit."""
+    config, reference_dir, reference = uninterrupted
+    config = smoke_config(synthetic_data_dir)  # the same run, without plots and monitor
+    workdir = str(tmp_path / "run")
+
+    def terminate(batch):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return batch
+
+    with monkeypatch.context() as patch:
+        _patch_batches(patch, 3, terminate)
+        with pytest.raises(SystemExit, match=r"stopped by signal 15 after step \d+; run the same command"):
+            trainer.train_and_evaluate(config, workdir)
+    stopped_at = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints")).latest_step()
+    assert 1 <= stopped_at <= 4  # the step that was running when the signal came, checkpointed
+    assert not os.path.exists(os.path.join(workdir, "results.json"))
+
+    def crash(batch):
+        raise RuntimeError("simulated crash")
+
+    with monkeypatch.context() as patch:
+        _patch_batches(patch, 7, crash)
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            trainer.train_and_evaluate(config, workdir)
+    assert checkpointing.Checkpointer(os.path.join(workdir, "checkpoints")).latest_step() == 6
+
+    resumed = trainer.train_and_evaluate(config, workdir)
+    for key in METRICS + ("train_loss",):
+        assert resumed[key] == reference[key], key
+    state, metadata = final_state(config, workdir)
+    reference_state, _ = final_state(config, reference_dir)
+    assert int(state.step) == 12 and metadata["step"] == 12
+    assert_same_state(state, reference_state)
+
+    # Started again once finished, the run trains nothing and reports the same numbers.
+    again = trainer.train_and_evaluate(config, workdir)
+    for key in METRICS + ("train_loss",):
+        assert again[key] == reference[key], key
+    assert again["examples_per_s"] is None  # no step was timed
+
+
+def test_nan_loss_stops_naming_step_and_parts_and_keeps_the_last_good_checkpoint(
+        synthetic_data_dir, tmp_path, monkeypatch):  # noqa: F811
+    config = smoke_config(synthetic_data_dir)
+    workdir = str(tmp_path / "run")
+
+    def poison(batch):
+        batch["source"]["features"][0, 0, 0, 0] = np.nan
+        return batch
+
+    _patch_batches(monkeypatch, 7, poison)  # the 8th step, during adaptation
+    with pytest.raises(run_logging.NonFiniteLossError) as info:
+        trainer.train_and_evaluate(config, workdir)
+    message = str(info.value)
+    assert info.value.step == 8 and "at step 8" in message
+    for part in ("total", "cls", "corpus_id", "decoupling", "dec_emotion", "dec_corpus", "corpus_align",
+                 "class_align"):
+        assert f"loss/{part}=" in message, part
+    assert "loss/cls=nan" in message
+    assert f"last good checkpoint is step 6 in {os.path.join(workdir, 'checkpoints')}" in message
+    ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"))
+    assert ckpt.all_steps() == [3, 6]
+    ckpt.close()
+    state, metadata = final_state(config, workdir)
+    assert int(state.step) == 6 and np.isfinite(metadata["train_loss"])
+    for leaf in jax.tree.leaves(state.params):
+        assert np.all(np.isfinite(leaf))
+    assert not os.path.exists(os.path.join(workdir, "results.json"))

@@ -1,0 +1,87 @@
+"""The command-line contract: train.py and eval.py as a user runs them, in fresh processes."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.fixtures_data import synthetic_data_dir  # noqa: F401  (a pytest fixture)
+from tests.test_workflow import jax_cache_dir  # noqa: F401  (a pytest fixture)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+METRICS = ("uar", "war", "per_class_recall", "confusion")
+
+
+@pytest.fixture(scope="module")
+def env(jax_cache_dir):  # noqa: F811
+    """The test environment (forced CPU devices from conftest) plus the workflow tests' compilation
+    cache: the smoke steps compiled in process are reused here."""
+    out = dict(os.environ)
+    out.update(JAX_COMPILATION_CACHE_DIR=jax_cache_dir,
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+    return out
+
+
+def run(script, *args, env, check=True):
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, script), *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{script} {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.mark.parametrize("flag,expected", [
+    ("--config.loss.temperature=0", "[train] refused: config.loss.temperature=0.0 must be > 0"),
+    ("--config.target=atlantis", "[train] refused: config.target='atlantis' is an unknown corpus"),
+    ("--config.batch_size=18", "[train] refused: config.batch_size=18 is not divisible by the 4 devices"),
+])
+def test_train_refuses_an_impossible_config(flag, expected, env, tmp_path):
+    proc = run("train.py", "--config=configs/default.py:smoke", flag, f"--workdir={tmp_path}", env=env,
+               check=False)
+    assert proc.returncode != 0
+    assert expected in proc.stderr, proc.stderr[-2000:]
+
+
+def test_config_is_locked_against_typos(env, tmp_path):
+    proc = run("train.py", "--config=configs/default.py:smoke", "--config.num_stepz=3",
+               f"--workdir={tmp_path}", env=env, check=False)
+    assert proc.returncode != 0 and "num_stepz" in proc.stderr
+
+
+def test_train_then_eval_then_predict(synthetic_data_dir, env, tmp_path):  # noqa: F811
+    workdir = str(tmp_path / "run")
+    train = run("train.py", "--config=configs/default.py:smoke", f"--config.data_dir={synthetic_data_dir}",
+                f"--workdir={workdir}", env=env)
+    assert "[train] step 12/12" in train.stdout and "target UAR" in train.stdout
+    for name in ("results.json", "confusion.png", "embeddings.png", "curves.png"):
+        assert os.path.getsize(os.path.join(workdir, name)) > 100, name
+    with open(os.path.join(workdir, "results.json")) as f:
+        results = json.load(f)
+
+    evaluated = run("eval.py", f"--workdir={workdir}", "--noplots", env=env)
+    assert f"UAR {results['uar']:.2f}" in evaluated.stdout
+    with open(os.path.join(workdir, "eval", "synthetic_b_train.json")) as f:
+        report = json.load(f)
+    for key in METRICS:
+        assert report[key] == results[key], key
+    assert os.listdir(os.path.join(workdir, "eval")) == ["synthetic_b_train.json"]  # --noplots
+
+    import soundfile as sf
+
+    from emodna_jax import synthetic_speech
+
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    for i, utt in enumerate(synthetic_speech.corpus_utterances("c")[::70]):
+        sf.write(str(folder / f"clip{i}.wav"), synthetic_speech.synthesize(utt, sample_rate=16000), 16000)
+    predicted = run("eval.py", f"--workdir={workdir}", f"--predict={folder}", env=env)
+    assert "clip0.wav" in predicted.stdout and "prediction" in predicted.stdout
+    with open(os.path.join(workdir, "predictions.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert [os.path.basename(r["file"]) for r in rows] == ["clip0.wav", "clip1.wav", "clip2.wav"]
+    for row in rows:
+        probs = [float(row[c]) for c in results["classes"]]
+        assert abs(sum(probs) - 1) < 1e-5 and row["prediction"] == results["classes"][probs.index(max(probs))]
