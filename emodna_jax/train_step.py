@@ -310,7 +310,7 @@ def _monitors(parts, out, grads, num_source, confident, target_probs, tau, state
     metrics = lax.psum(metrics, ax)
     z_norm = jnp.linalg.norm(out["z_e"], axis=-1)
     metrics["monitor/z_e_norm"] = lax.pmean(z_norm.mean(), ax)
-    metrics["monitor/grad_norm"] = optax.global_norm(grads)
+    metrics["monitor/grad_norm"] = optax.tree.norm(grads)
     logits_t = out["logits_e"][num_source:]
     predicted = jax.nn.one_hot(logits_t.argmax(-1), settings.num_classes)
     metrics["monitor/target_prediction_hist"] = lax.pmean(predicted.mean(0), ax)

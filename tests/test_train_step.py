@@ -1,0 +1,56 @@
+"""The Emo-DNA step learns on an in-memory two-domain toy problem, and its phases behave."""
+
+import numpy as np
+
+from emodna_jax import parallel, step_functions
+from tests import helpers
+
+NUM_CLASSES = 3
+
+
+def train(config, steps, seed=0):
+    backend = parallel.create_backend("pmap", num_devices=1)
+    fns = step_functions.make_step_functions(config, num_classes=NUM_CLASSES, backend=backend)
+    state = fns.init_state(config, helpers.TINY_SHAPE)
+    rng = np.random.default_rng(seed)
+    history = []
+    for step in range(steps):
+        batch = helpers.two_domain_batch(rng, devices=1, per_device=32, num_classes=NUM_CLASSES, shift=0.5)
+        state, metrics = fns.train(state, batch, adapt=fns.is_adapting(step))
+        history.append(backend.host_outputs(metrics, replicated=True))
+    return backend.unreplicate(state), history
+
+
+def test_emodna_lowers_its_loss_and_target_pseudo_labels_become_confident():
+    steps = 60
+    config = helpers.tiny_config("emodna", num_steps=steps, **{
+        "pseudo.warmup_steps": 10, "pseudo.tau_min": 0.7, "learning_rate": 1e-2})
+    state, history = train(config, steps)
+    total = np.array([float(m["loss/total"]) for m in history])
+    cls = np.array([float(m["loss/cls"]) for m in history])
+    assert np.all(np.isfinite(total))
+    assert cls[-10:].mean() < 0.6 * cls[:5].mean()
+    assert total[-10:].mean() < total[:5].mean()
+    # Warm-up steps make no pseudo-label at all; adaptation steps report them.
+    assert "pseudo/confident_fraction" not in history[9]
+    confident = np.array([float(m["pseudo/confident_fraction"]) for m in history[10:]])
+    assert confident[-10:].mean() > 0.3
+    assert confident[-10:].mean() > 1.5 * confident[:5].mean()
+    # Every emotion prototype got set, and they separate (the classes are learnable here).
+    assert float(history[-1]["monitor/max_prototype_cosine"]) < 0.9
+    assert np.all(np.linalg.norm(np.asarray(state.prototypes.emotion)[0], axis=-1) > 0.99)
+
+
+def test_warmup_step_ignores_targets_for_pseudo_labels_and_keeps_thresholds():
+    config = helpers.tiny_config("emodna", **{"pseudo.warmup_steps": 5})
+    state, history = train(config, 2)
+    np.testing.assert_allclose(np.asarray(state.thresholds.class_confidence)[0], 1.0 / NUM_CLASSES)
+    assert "loss/class_align" not in history[-1]
+
+
+def test_source_only_has_no_corpus_encoder_and_only_the_classification_loss():
+    config = helpers.tiny_config("source_only")
+    state, history = train(config, 2)
+    assert set(k for k in history[-1] if k.startswith("loss/")) == {"loss/cls", "loss/total"}
+    np.testing.assert_allclose(float(history[-1]["loss/cls"]), float(history[-1]["loss/total"]))
+    assert not any("corpus_classifier" in k for k in state.params)
