@@ -1,5 +1,6 @@
 """Checkpoint round trips: every leaf, dtype, random key type, None field and metadata comes back."""
 
+import os
 from typing import Any
 
 import flax.struct
@@ -89,3 +90,22 @@ def test_refuses_a_checkpoint_of_another_shape_and_a_missing_one(tmp_path):
         ckpt.restore(_state(0, width=5))
     with pytest.raises(checkpointing.CheckpointError):
         ckpt.restore(_state(0, teacher=True))  # a structure the checkpoint does not have
+
+
+def test_a_save_cut_off_by_a_kill_is_ignored_and_redone(tmp_path):
+    """A process killed while saving leaves `<step>.orbax-checkpoint-tmp`: the restart resumes from
+    the newest finished step and can save that step again."""
+    directory = str(tmp_path / "ckpt")
+    ckpt = checkpointing.Checkpointer(directory)
+    for step in (6, 9):
+        ckpt.save(step, _state(step))
+    ckpt.close()
+    os.rename(os.path.join(directory, "9"), os.path.join(directory, "9.orbax-checkpoint-tmp"))
+    ckpt = checkpointing.Checkpointer(directory)
+    assert ckpt.latest_step() == 6
+    restored, _ = ckpt.restore(_state(0))
+    _assert_same(restored, _state(6))
+    assert ckpt.save(9, _state(9))
+    ckpt.wait()
+    assert ckpt.all_steps() == [6, 9]
+    assert sorted(os.listdir(directory)) == ["6", "9"]
