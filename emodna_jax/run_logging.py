@@ -8,6 +8,7 @@ TensorFlow is imported only when the first scalar is written, and never sees an 
 import json
 import math
 import os
+import re
 import time
 from typing import Any, Mapping
 
@@ -28,14 +29,19 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+_NUMBER_LIST = re.compile(r"\[\s*((?:-?[\d.eE+-]+|null)(?:,\s*(?:-?[\d.eE+-]+|null))*)\s*\]")
+
+
 def write_json(path: str, obj: Any) -> None:
     """Writes `obj` (dicts, lists, numpy values) as indented JSON, atomically (temp file + rename).
     Non-finite floats become null."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    text = json.dumps(_jsonable(obj), indent=2, allow_nan=False)
+    # Lists of numbers on one line each (a confusion matrix reads as a matrix).
+    text = _NUMBER_LIST.sub(lambda m: "[" + re.sub(r"\s+", " ", m.group(1)) + "]", text)
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "w") as f:
-        json.dump(_jsonable(obj), f, indent=2, sort_keys=False, allow_nan=False)
-        f.write("\n")
+        f.write(text + "\n")
     os.replace(tmp, path)
 
 

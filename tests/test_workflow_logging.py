@@ -64,3 +64,13 @@ def test_check_finite_names_the_step_and_every_loss_part():
     assert info.value.step == 7 and math.isnan(info.value.parts["loss/total"])
     with pytest.raises(FloatingPointError, match="grad_norm"):
         run_logging.check_finite(2, {"loss/total": 1.0, "monitor/grad_norm": float("nan")})
+
+
+def test_write_json_puts_number_lists_on_one_line(tmp_path):
+    path = tmp_path / "r.json"
+    obj = {"confusion": np.arange(6).reshape(2, 3), "x": [1.5e-7, None, -2], "names": ["a", "b"], "e": []}
+    run_logging.write_json(str(path), obj)
+    text = path.read_text()
+    assert "[0, 1, 2]" in text and "[1.5e-07, null, -2]" in text
+    assert json.loads(text) == {"confusion": [[0, 1, 2], [3, 4, 5]], "x": [1.5e-7, None, -2], "names": ["a", "b"],
+                                "e": []}
