@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import shlex
 import sys
 import tempfile
@@ -34,9 +33,9 @@ sys.path.insert(0, ROOT)
 from absl import logging  # noqa: E402
 
 from configs import default  # noqa: E402
+from benchmarks.results_file import RESULTS, write_section  # noqa: E402
 from emodna_jax import corpora, features, input_pipeline  # noqa: E402
 
-RESULTS = os.path.join(ROOT, "benchmarks", "RESULTS.md")
 
 
 def time_build(name: str, corpora_root: str | None, data_dir: str) -> tuple[int, float]:
@@ -95,16 +94,6 @@ def synthetic_separability(data_dir: str) -> list[str]:
             f"shared) UAR {100 * within:.1f} %, trained on a and tested on b "
             f"{100 * uar['b']:.1f} %, on c {100 * uar['c']:.1f} % (chance 20): "
             "a real domain gap with transfer above chance."]
-
-
-def write_section(text: str) -> None:
-    """Replaces (or appends) the '## Data' section of RESULTS.md, keeping every other section."""
-    old = open(RESULTS).read() if os.path.exists(RESULTS) else "# Benchmark results\n"
-    pattern = re.compile(r"^## Data\n.*?(?=^## |\Z)", re.S | re.M)
-    new = pattern.sub(lambda _: text, old) if pattern.search(old) else (
-        old.rstrip("\n") + "\n\n" + text)
-    with open(RESULTS, "w") as f:
-        f.write(new)
 
 
 def main() -> None:
@@ -177,7 +166,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n\n"
     print(text)
     if args.write_results:
-        write_section(text)
+        write_section("Data", text)
         print(f"wrote the '## Data' section of {RESULTS}")
 
 

@@ -31,6 +31,8 @@ class StepFunctions:
         return self.backend.replicate(state)
 
     def train(self, state: Any, batch: Any, *, adapt: bool) -> tuple[Any, Any]:
+        # A method without pseudo-labels has one phase: compile it once, not twice.
+        adapt = adapt and self.settings.uses_pseudo_labels
         if adapt not in self._train:
             body = functools.partial(
                 train_step.train_step, model=self.model, tx=self.tx, settings=self.settings, adapt=adapt)

@@ -1,0 +1,159 @@
+"""The cross-corpus table: every (task, method, seed) run of train.py, then mean +- std over seeds.
+
+    .venv/bin/python benchmarks/accuracy_benchmark.py [--tasks=c2b,c2e,b2c,b2e,e2c,e2b]
+        [--methods=source_only,mmd,...] [--seeds=0,1,2] [--runs_dir=benchmarks/runs]
+        [--set=num_steps=300 --set=batch_size=32 ...] [--report_only] [--write_results]
+
+Each run is `python train.py --config=configs/cross_corpus.py:TASK,METHOD --config.seed=S ...` in its
+own process and workdir (<runs_dir>/<setting>/<task>/<method>/seed<S>). The benchmark is resumable:
+a run whose results.json exists is kept and skipped; an interrupted run resumes from its checkpoint.
+Every --set override applies to every run (one setting for all tasks and methods, chosen without
+target labels), and the runs of one setting share a folder named after it.
+
+The report reads every results.json under the setting's folder: UAR and WAR as mean +- std (sample
+std, ddof=1) over the seeds that finished, per task and averaged over tasks, beside the published
+TIM-Net and CAAM numbers (best of several runs, shared/REFERENCE_RESULTS.md). Target labels are read
+only by train.py's final report, after training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from benchmarks.results_file import write_section  # noqa: E402
+
+TASKS = ("c2b", "c2e", "b2c", "b2e", "e2c", "e2b")
+METHODS = ("source_only", "mmd", "dann", "coral", "pseudo_label", "emodna", "emodna_no_decoupling",
+           "emodna_no_corpus_align", "emodna_no_class_align", "emodna_fixed_threshold")
+# UAR % from shared/REFERENCE_RESULTS.md (TIM-Net supplementary Table S4; best of several runs).
+PUBLISHED = {"TIM-Net": {"c2b": 50.4, "c2e": 36.4, "b2c": 42.4, "b2e": 36.4, "e2c": 39.8, "e2b": 47.0},
+             "CAAM": {"c2b": 54.6, "c2e": 32.1, "b2c": 39.6, "b2e": 37.1, "e2c": 39.0, "e2b": 47.9}}
+
+
+def setting_name(overrides: list[str]) -> str:
+    """A folder name for one set of overrides ("default" when there are none)."""
+    return "default" if not overrides else "_".join(o.replace("=", "-").replace(".", "-") for o in overrides)
+
+
+def run_one(task: str, method: str, seed: int, workdir: str, overrides: list[str], data_dir: str) -> float:
+    """Runs train.py for one (task, method, seed) unless results.json exists; returns seconds spent."""
+    if os.path.exists(os.path.join(workdir, "results.json")):
+        return 0.0
+    cmd = [sys.executable, "train.py", f"--config=configs/cross_corpus.py:{task},{method}",
+           f"--config.seed={seed}", f"--workdir={workdir}", "--config.plots=False"]
+    if data_dir:
+        cmd.append(f"--config.data_dir={data_dir}")
+    cmd += [f"--config.{o}" for o in overrides]
+    os.makedirs(workdir, exist_ok=True)
+    tick = time.time()
+    with open(os.path.join(workdir, "train.log"), "a") as log:
+        code = subprocess.call(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    if code:
+        raise SystemExit(f"run failed (exit {code}): {' '.join(cmd)}; see {workdir}/train.log")
+    return time.time() - tick
+
+
+def mean_std(values: list[float]) -> str:
+    if not values:
+        return "-"
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return f"{mean:.1f} (n=1)"
+    std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return f"{mean:.1f} ± {std:.1f}" + ("" if len(values) >= 3 else f" (n={len(values)})")
+
+
+def collect(setting_dir: str) -> dict:
+    """{(task, method): [results dicts]} over every finished run of a setting."""
+    out: dict = {}
+    for path in sorted(glob.glob(os.path.join(setting_dir, "*", "*", "seed*", "results.json"))):
+        task, method = path.split(os.sep)[-4:-2]
+        with open(path) as f:
+            out.setdefault((task, method), []).append(json.load(f))
+    return out
+
+
+def table(runs: dict, tasks: list[str], methods: list[str], metric: str) -> list[str]:
+    """A markdown table of `metric` (uar or war), mean +- std over seeds, one row per method."""
+    lines = [f"| method | {' | '.join(t.upper().replace('2', '->') for t in tasks)} | mean of tasks |",
+             "|---|" + "---|" * (len(tasks) + 1)]
+    for method in methods:
+        cells, per_seed = [], {}
+        for task in tasks:
+            values = [r[metric] for r in runs.get((task, method), [])]
+            cells.append(mean_std(values))
+            for r in runs.get((task, method), []):
+                per_seed.setdefault(r["seed"], {})[task] = r[metric]
+        # Mean over tasks per seed (seeds with every task finished), then mean +- std over seeds.
+        complete = [sum(v.values()) / len(tasks) for v in per_seed.values() if len(v) == len(tasks)]
+        lines.append(f"| {method} | {' | '.join(cells)} | {mean_std(complete)} |")
+    if metric == "uar":
+        for name, row in PUBLISHED.items():
+            vals = [row.get(t) for t in tasks]
+            mean = sum(vals) / len(vals) if all(v is not None for v in vals) else None
+            lines.append(f"| {name} (published, best run) | "
+                         + " | ".join("-" if v is None else f"{v:.1f}" for v in vals)
+                         + f" | {'-' if mean is None else f'{mean:.1f}'} |")
+    return lines
+
+
+def report(setting_dir: str, tasks: list[str], methods: list[str], command: str) -> str:
+    runs = collect(setting_dir)
+    seconds = [r["train_seconds"] for rs in runs.values() for r in rs if r.get("train_seconds")]
+    lines = ["## Accuracy", "",
+             f"Command (from the repository root): `{command}`", "",
+             f"Runs finished: {sum(len(v) for v in runs.values())}; median training time per run "
+             f"{sorted(seconds)[len(seconds) // 2] / 60:.1f} min on this 2-core CPU (shared with other jobs)."
+             if seconds else "No run finished yet.", "",
+             "UAR % (mean ± sample std over seeds; the whole target corpus is unlabelled training data "
+             "and test set, 5 shared classes):", ""]
+    lines += table(runs, tasks, methods, "uar")
+    lines += ["", "WAR %:", ""] + table(runs, tasks, methods, "war")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tasks", default=",".join(TASKS))
+    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--runs_dir", default=os.path.join(ROOT, "benchmarks", "runs"))
+    p.add_argument("--data_dir", default="", help="TFDS data_dir (default: the config's)")
+    p.add_argument("--set", action="append", default=[], help="a config override FIELD=VALUE for every run")
+    p.add_argument("--order", choices=("seed", "method"), default="seed",
+                   help="seed: every task and method for seed 0, then seed 1, ... (a partial table is "
+                        "usable early); method: all seeds of a method before the next")
+    p.add_argument("--report_only", action="store_true")
+    p.add_argument("--write_results", action="store_true", help="replace '## Accuracy' in RESULTS.md")
+    args = p.parse_args()
+    tasks, methods = args.tasks.split(","), args.methods.split(",")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    setting_dir = os.path.join(args.runs_dir, setting_name(args.set))
+    if not args.report_only:
+        jobs = [(t, m, s) for s in seeds for m in methods for t in tasks]
+        if args.order == "method":
+            jobs = [(t, m, s) for m in methods for s in seeds for t in tasks]
+        for i, (task, method, seed) in enumerate(jobs):
+            spent = run_one(task, method, seed, os.path.join(setting_dir, task, method, f"seed{seed}"),
+                            args.set, args.data_dir)
+            if spent:
+                print(f"[{i + 1}/{len(jobs)}] {task} {method} seed {seed}: {spent / 60:.1f} min", flush=True)
+    command = " ".join(["python benchmarks/accuracy_benchmark.py"] + [a for a in sys.argv[1:]
+                                                                       if a != "--report_only"])
+    text = report(setting_dir, tasks, methods, command)
+    print(text)
+    if args.write_results:
+        write_section("Accuracy", text)
+
+
+if __name__ == "__main__":
+    main()
