@@ -234,3 +234,24 @@ def create_model(config: Any, *, num_classes: int, num_corpora: int, axis_name: 
         with_domain_head=loss.corpus_align == "dann" and loss.corpus_align_weight > 0,
         axis_name=axis_name,
     )
+
+
+def emotion_encoder_view(model: EmoDNAModel, variables: dict[str, Any]) -> tuple[EmoDNAModel, dict[str, Any]]:
+    """The emotion encoder and classifier alone, as a model and its variables (no copy of weights
+    beyond slicing).
+
+    Every (encoder, direction) member has its own BatchNorm, so on the same input this gives exactly
+    the z_e and logits_e of the full model: a pseudo-label forward needs only this half of the work.
+    """
+    members, encoders = 2, 1
+    view = {}
+    for collection, tree in variables.items():
+        tree = dict(tree)
+        if "temporal_stacks" in tree:
+            tree["temporal_stacks"] = jax.tree.map(lambda a: a[:members], tree["temporal_stacks"])
+        if "encoder_tops" in tree:
+            tree["encoder_tops"] = jax.tree.map(lambda a: a[:encoders], tree["encoder_tops"])
+        for name in ("corpus_classifier", "domain_hidden", "domain_classifier"):
+            tree.pop(name, None)
+        view[collection] = tree
+    return model.clone(with_corpus_encoder=False, with_domain_head=False), view
