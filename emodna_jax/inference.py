@@ -122,7 +122,8 @@ def _audio_files(path: str) -> list[str]:
 
 
 def _prediction_rows(examples, probs: np.ndarray, class_names) -> list[dict[str, Any]]:
-    return [{"file": e.file, "prediction": class_names[int(p.argmax())]} for e, p in zip(examples, probs)]
+    return [{"file": e.file, "prediction": class_names[int(p.argmax())],
+             **{n: float(v) for n, v in zip(class_names, p)}} for e, p in zip(examples, probs)]
 
 
 def _safe_name(text: str) -> str:
