@@ -6,6 +6,7 @@ logged and never used to choose anything); the train stream carries none.
 
 import os
 import signal
+import sys
 import time
 from typing import Any
 
@@ -223,12 +224,17 @@ def final_report(config, workdir, fns, state, data, last_metrics, timing, writer
         "classes": list(data.class_names),
         **{k: summary.get(k) for k in ("uar", "war", "per_class_recall", "confusion")},
         "num_target_examples": summary["num_examples"],
+        "prediction_histogram": summary["prediction_histogram"],  # counts of argmax predictions
         "train_loss": float(last_metrics.get("loss/total", float("nan"))),
         "label_free": label_free_diagnostics(target),
         "train_seconds": timing["train_seconds"],
         "wall_seconds": timing.get("wall_seconds"),
+        # Source + target examples per second over the steps this process ran, compilation excluded.
         "examples_per_s": (2 * config.batch_size * timing["timed_steps"] / timing["train_seconds"]
                            if timing["timed_steps"] else None),
+        "devices": f"{fns.backend.num_devices} x {jax.devices()[0].platform} ({fns.backend.name}), "
+                   f"{jax.process_count()} process(es)",
+        "argv": list(sys.argv),  # the command, when run as train.py
     }
     if config.source_val_speakers:
         val = evaluation.report(evaluation.predict(fns, state, data.eval_batches("source_val")),
@@ -239,7 +245,12 @@ def final_report(config, workdir, fns, state, data, last_metrics, timing, writer
     run_logging.write_json(os.path.join(workdir, "results.json"), results)
     if config.plots:
         write_plots(config, workdir, fns, state, data, target, summary, writer)
-    print(f"[train] target UAR {results['uar']}  WAR {results['war']}  -> {workdir}/results.json", flush=True)
+    if results["uar"] is None:
+        print(f"[train] the target has no labels; predicted classes {results['prediction_histogram']} "
+              f"-> {workdir}/results.json", flush=True)
+    else:
+        print(f"[train] target UAR {results['uar']:.2f}  WAR {results['war']:.2f}  -> {workdir}/results.json",
+              flush=True)
     return results
 
 

@@ -88,12 +88,15 @@ def test_run_writes_results_logs_and_checkpoints(uninterrupted):
     on_disk = read_json(os.path.join(workdir, "results.json"))
     assert on_disk == json.loads(json.dumps(results))
     for key in ("task", "method", "seed", "steps", "source", "target", "classes", "train_loss",
-                "train_seconds", "wall_seconds", "examples_per_s", "label_free") + METRICS:
+                "train_seconds", "wall_seconds", "examples_per_s", "label_free", "prediction_histogram",
+                "devices", "argv") + METRICS:
         assert key in on_disk, key
     assert on_disk["steps"] == 12 and on_disk["classes"] == default.SHARED_CLASSES.split(",")
     confusion = np.asarray(on_disk["confusion"])
     assert confusion.shape == (5, 5) and confusion.sum() == on_disk["num_target_examples"] == 200
     assert on_disk["war"] == pytest.approx(100 * np.trace(confusion) / confusion.sum())
+    assert list(on_disk["prediction_histogram"].values()) == list(confusion.sum(0))
+    assert on_disk["devices"].startswith("4 x cpu (pmap)")
     assert np.isfinite(on_disk["train_loss"]) and on_disk["examples_per_s"] > 0
     assert os.path.exists(os.path.join(workdir, "config.json"))
     assert not os.path.exists(os.path.join(workdir, "confusion.png"))  # config.plots=False
