@@ -17,16 +17,37 @@ import pytest
 
 from configs import default
 from emodna_jax import checkpointing, evaluation, inference, input_pipeline, run_logging, trainer
-from tests.fixtures_data import synthetic_data_dir  # noqa: F401  (a pytest fixture)
 
 METRICS = ("uar", "war", "per_class_recall", "confusion")
 
 
-@pytest.fixture(scope="session")
+def shared_dir(tmp_path_factory, name: str) -> str:
+    """A folder of this pytest session shared by the workflow modules. (A session fixture imported
+    into two modules is set up once per module, so these are plain paths instead.)"""
+    path = tmp_path_factory.getbasetemp() / name
+    path.mkdir(exist_ok=True)
+    return str(path)
+
+
+def build_synthetic(tmp_path_factory) -> str:
+    """A TFDS data_dir with the synthetic corpora, built on first use in the session."""
+    from data.synthetic import synthetic_dataset_builder
+
+    data_dir = shared_dir(tmp_path_factory, "workflow_tfds")
+    synthetic_dataset_builder.Builder(config="mfcc39", data_dir=data_dir).download_and_prepare()
+    return data_dir
+
+
+@pytest.fixture(scope="module")
+def synthetic_data_dir(tmp_path_factory):
+    return build_synthetic(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
 def jax_cache_dir(tmp_path_factory):
     """One persistent compilation cache for the workflow tests of a session (in process and in the
     CLI processes of test_workflow_cli.py, which run the same smoke config)."""
-    return str(tmp_path_factory.mktemp("jax_cache"))
+    return shared_dir(tmp_path_factory, "workflow_jax_cache")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -75,7 +96,7 @@ def read_json(path):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(synthetic_data_dir, tmp_path_factory):  # noqa: F811
+def uninterrupted(synthetic_data_dir, tmp_path_factory):
     """One whole run with the target monitor, never interrupted (pictures: test_workflow_cli.py)."""
     workdir = str(tmp_path_factory.mktemp("uninterrupted"))
     config = smoke_config(synthetic_data_dir, monitor_target_every=6)
@@ -163,8 +184,7 @@ def _patch_batches(monkeypatch, at_step, action):
     monkeypatch.setattr(input_pipeline.TaskData, "train_batch", train_batch)
 
 
-def test_interrupted_runs_end_with_the_same_parameters(uninterrupted, synthetic_data_dir, tmp_path,  # noqa: F811
-                                                       monkeypatch):
+def test_interrupted_runs_end_with_the_same_parameters(uninterrupted, synthetic_data_dir, tmp_path, monkeypatch):
     """SIGTERM during warm-up, then a crash during adaptation, each followed by the same command:
     the final state equals the uninterrupted run's, leaf for leaf, bit for bit."""
     config, reference_dir, reference = uninterrupted
@@ -208,7 +228,7 @@ def test_interrupted_runs_end_with_the_same_parameters(uninterrupted, synthetic_
 
 
 def test_nan_loss_stops_naming_step_and_parts_and_keeps_the_last_good_checkpoint(
-        synthetic_data_dir, tmp_path, monkeypatch):  # noqa: F811
+        synthetic_data_dir, tmp_path, monkeypatch):
     config = smoke_config(synthetic_data_dir)
     workdir = str(tmp_path / "run")
 

@@ -8,19 +8,23 @@ import sys
 
 import pytest
 
-from tests.fixtures_data import synthetic_data_dir  # noqa: F401  (a pytest fixture)
-from tests.test_workflow import jax_cache_dir  # noqa: F401  (a pytest fixture)
+from tests.test_workflow import build_synthetic, shared_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METRICS = ("uar", "war", "per_class_recall", "confusion")
 
 
 @pytest.fixture(scope="module")
-def env(jax_cache_dir):  # noqa: F811
+def synthetic_data_dir(tmp_path_factory):
+    return build_synthetic(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
     """The test environment (forced CPU devices from conftest) plus the workflow tests' compilation
-    cache: the smoke steps compiled in process are reused here."""
+    cache: the smoke steps compiled in process by test_workflow.py are reused here."""
     out = dict(os.environ)
-    out.update(JAX_COMPILATION_CACHE_DIR=jax_cache_dir,
+    out.update(JAX_COMPILATION_CACHE_DIR=shared_dir(tmp_path_factory, "workflow_jax_cache"),
                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
     return out
 
@@ -51,7 +55,7 @@ def test_config_is_locked_against_typos(env, tmp_path):
     assert proc.returncode != 0 and "num_stepz" in proc.stderr
 
 
-def test_train_then_eval_then_predict(synthetic_data_dir, env, tmp_path):  # noqa: F811
+def test_train_then_eval_then_predict(synthetic_data_dir, env, tmp_path):
     workdir = str(tmp_path / "run")
     train = run("train.py", "--config=configs/default.py:smoke", f"--config.data_dir={synthetic_data_dir}",
                 f"--workdir={workdir}", env=env)
