@@ -24,7 +24,6 @@ import argparse
 import functools
 import json
 import os
-import re
 import resource
 import shlex
 import statistics
@@ -43,9 +42,9 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from configs import cross_corpus  # noqa: E402
+from benchmarks import results_file  # noqa: E402
 from emodna_jax import input_pipeline, labels, models, parallel, step_functions  # noqa: E402
 
-RESULTS = os.path.join(ROOT, "benchmarks", "RESULTS.md")
 T, F, BATCH, K = 188, 39, 64, 5
 
 
@@ -195,7 +194,12 @@ def child_memory(case: str, steps: int) -> None:
     step, _ = CASES[case]()
     for _ in range(steps):
         step()
-    print(json.dumps({"case": case, "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    # VmHWM, not getrusage's ru_maxrss: Linux keeps ru_maxrss across exec, so a child started from
+    # this (large) process would report the parent's peak.
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    with open("/proc/self/status") as f:
+        peak = next((int(ln.split()[1]) / 1024 for ln in f if ln.startswith("VmHWM:")), peak)
+    print(json.dumps({"case": case, "maxrss_mib": peak}))
 
 
 def main() -> None:
@@ -281,12 +285,7 @@ def write_results(command: str, body: str, load: float, rounds: int, steps: int)
                f"at the start {load:.1f}); JAX {jax.__version__}, float32. {rounds} interleaved rounds "
                f"of {steps} timed steps per case; medians over rounds. Absolute times vary with the "
                f"load; compare the ratios, which come from one run.\n\n{body}\n")
-    text = open(RESULTS).read() if os.path.exists(RESULTS) else "# Benchmark results\n"
-    pattern = re.compile(r"## Speed\n.*?(?=\n## |\Z)", re.S)
-    text = pattern.sub(lambda _: section.rstrip("\n"), text) if pattern.search(text) \
-        else text.rstrip("\n") + "\n\n" + section
-    with open(RESULTS, "w") as f:
-        f.write(text if text.endswith("\n") else text + "\n")
+    results_file.write_section("Speed", section)
 
 
 if __name__ == "__main__":
