@@ -21,8 +21,13 @@ def run(config, backend_name: str, devices: int, batches):
     for step, batch in enumerate(batches):
         state, metrics = fns.train(state, helpers.reshard(batch, devices), adapt=fns.is_adapting(step))
         totals.append(float(backend.host_outputs(metrics, replicated=True)["loss/total"]))
-    return backend.host_outputs(backend.unreplicate(state) if backend.name == "pmap" else state,
-                                replicated=False), totals
+    if backend.name == "pmap":
+        # Each device saw different examples, yet every replica must hold the same state.
+        for leaf in jax.tree.leaves(jax.device_get(state)):
+            for replica in range(1, devices):
+                np.testing.assert_array_equal(leaf[0], leaf[replica])
+        state = backend.unreplicate(state)
+    return backend.host_outputs(state, replicated=False), totals
 
 
 def make_batches(seed=0):
@@ -44,32 +49,25 @@ def assert_same(a, b):
 
 
 @pytest.mark.parametrize("method", sorted(methods.METHODS))
-def test_one_device_equals_four_for_pmap_and_shard_map(method):
+def test_one_device_equals_four(method):
+    """Every method: 1 pmap device and 4 shard_map devices agree (the same body under both backends);
+    for Emo-DNA also 4 pmap devices, whose replicas must stay identical."""
     config = helpers.tiny_config(method)
     batches = make_batches()
     one = run(config, "pmap", 1, batches)
     assert np.all(np.isfinite(one[1]))
-    assert_same(one, run(config, "pmap", 4, batches))
     assert_same(one, run(config, "shard_map", 4, batches))
+    if method == "emodna":
+        assert_same(one, run(config, "pmap", 4, batches))
 
 
 @pytest.mark.parametrize("variant", [
-    {"loss.class_align": "lmmd"}, {"pseudo.threshold": "quantile"}, {"pseudo.threshold": "flexmatch"},
-    {"pseudo.teacher": "ema"}, {"loss.diversity_weight": 0.5},
+    # Options that combine are tested together (each compile costs seconds on 2 cores).
+    {"loss.class_align": "lmmd", "pseudo.threshold": "quantile", "pseudo.teacher": "ema",
+     "loss.diversity_weight": 0.5},
+    {"pseudo.threshold": "flexmatch", "loss.corpus_align": "coral"},
 ])
 def test_options_one_device_equals_four(variant):
     config = helpers.tiny_config("emodna", **variant)
     batches = make_batches(2)
     assert_same(run(config, "pmap", 1, batches), run(config, "shard_map", 4, batches))
-
-
-def test_devices_see_different_data_but_states_stay_replicated():
-    config = helpers.tiny_config("emodna")
-    backend = parallel.create_backend("pmap", num_devices=4)
-    fns = step_functions.make_step_functions(config, num_classes=NUM_CLASSES, backend=backend)
-    state = fns.init_state(config, helpers.TINY_SHAPE)
-    for step, batch in enumerate(make_batches(3)):
-        state, _ = fns.train(state, batch, adapt=fns.is_adapting(step))
-    for leaf in jax.tree.leaves(jax.device_get(state)):
-        for replica in range(1, 4):
-            np.testing.assert_array_equal(leaf[0], leaf[replica])
