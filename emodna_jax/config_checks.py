@@ -88,6 +88,11 @@ def validate(config: ml_collections.ConfigDict, *, num_devices: int | None = Non
       process_count: hosts in a multi-host run.
     """
     _choice(config.method, tuple(methods.METHODS), "method")
+    settings_of = config.get("method_settings", config.method)
+    _require(settings_of == config.method,
+             f"config.method={config.method!r} but the config holds the settings of {settings_of!r}: "
+             "a method sets several fields at once, so choose it in the config argument, e.g. "
+             f"--config=configs/default.py:{config.method} or configs/cross_corpus.py:c2b,{config.method}")
     _choice(config.backend, parallel.BACKENDS, "backend")
     _choice(config.normalization, NORMALIZATION, "normalization")
     loss, pseudo = config.loss, config.pseudo

@@ -120,3 +120,6 @@ def apply(c: Config, name: str) -> None:
         raise ValueError(f"unknown method {name!r}; choose one of: {', '.join(METHODS)}")
     METHODS[name](c)
     c.method = name
+    # Which method's settings the config holds: `--config.method=X` on the command line changes only
+    # the name, and config_checks refuses the mismatch instead of training the wrong method.
+    c.method_settings = name

@@ -118,3 +118,12 @@ def test_tables_agree_with_the_modules_they_mirror():
     # The authors' 5 shared classes exist in every corpus of the protocol.
     for emotions in config_checks.CORPUS_EMOTIONS.values():
         assert set(default.SHARED_CLASSES.split(",")) <= emotions
+
+
+def test_method_name_changed_without_its_settings_is_refused():
+    from configs import default
+    config = default.get_config("emodna")
+    config.method = "mmd"  # what --config.method=mmd does: the name only
+    with pytest.raises(ConfigError, match=r"config.method='mmd' .* settings of 'emodna'.*default.py:mmd"):
+        config_checks.validate(config)
+    config_checks.validate(default.get_config("mmd"))
