@@ -19,7 +19,7 @@ flags.DEFINE_string("corpus", None, "Corpus to evaluate: a builder name or folde
 flags.DEFINE_string("split", None, "Split of --corpus (default: the run's config.target_split).")
 flags.DEFINE_string("predict", None, "An audio file or folder to label instead of evaluating.")
 flags.DEFINE_bool("plots", True, "Write <name>_confusion.png and <name>_embeddings.png beside the "
-                  "JSON (when the run was trained with config.plots).")
+                  "JSON (--noplots: the JSON only).")
 flags.DEFINE_string("output", None, "CSV path for --predict (default: WORKDIR/predictions.csv).")
 flags.mark_flag_as_required("workdir")
 
@@ -40,7 +40,7 @@ def main(argv: list[str]) -> None:
                       + " ".join(f"{row[n]:7.3f}" for n in names))
             return
         result = inference.evaluate_workdir(FLAGS.workdir, corpus=FLAGS.corpus, split=FLAGS.split,
-                                             plots=None if FLAGS.plots else False)
+                                             plots=FLAGS.plots)
     except (config_checks.ConfigError, FileNotFoundError) as error:
         raise SystemExit(f"[eval] {error}") from None
     if "uar" in result:
