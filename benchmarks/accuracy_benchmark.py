@@ -118,7 +118,25 @@ def report(setting_dir: str, tasks: list[str], methods: list[str], command: str)
              "and test set, 5 shared classes):", ""]
     lines += table(runs, tasks, methods, "uar")
     lines += ["", "WAR %:", ""] + table(runs, tasks, methods, "war")
+    lines += ["", "Label-free diagnostics of the target (no labels read; mean over every finished run of the "
+              "method): soft neighbourhood density (higher = predictions cluster), mean prediction entropy "
+              "(nats), and the largest share of the target predicted as one class (1/K = 0.2 is balanced):",
+              ""] + diagnostics_table(runs, methods)
     return "\n".join(lines) + "\n"
+
+
+def diagnostics_table(runs: dict, methods: list[str]) -> list[str]:
+    lines = ["| method | runs | SND | prediction entropy | largest class share |", "|---|---:|---:|---:|---:|"]
+    for method in methods:
+        found = [r for (_, m), rs in runs.items() if m == method for r in rs if "label_free" in r]
+        if not found:
+            continue
+        mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+        share = [max(r["label_free"]["prediction_histogram"]) / max(sum(r["label_free"]["prediction_histogram"]), 1e-9)
+                 for r in found]
+        lines.append(f"| {method} | {len(found)} | {mean([r['label_free']['snd'] for r in found]):.2f} | "
+                     f"{mean([r['label_free']['mean_prediction_entropy'] for r in found]):.2f} | {mean(share):.2f} |")
+    return lines
 
 
 def main() -> None:
