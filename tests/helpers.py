@@ -20,6 +20,11 @@ def tiny_config(method: str = "emodna", **overrides) -> ml_collections.ConfigDic
     c.pseudo.tau_min = 0.0  # let pseudo-labels through so every adaptation path runs
     c.pseudo.fixed_threshold = 0.3
     c.lr_warmup_steps = 1
+    return set_fields(c, overrides)
+
+
+def set_fields(c: ml_collections.ConfigDict, overrides: dict) -> ml_collections.ConfigDict:
+    """Sets dotted config fields, e.g. {"loss.temperature": 0.5}, in place; returns c."""
     for key, value in overrides.items():
         target = c
         *path, last = key.split(".")

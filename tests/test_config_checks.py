@@ -6,17 +6,11 @@ import pytest
 from configs import cross_corpus, default
 from emodna_jax import config_checks, labels, methods
 from emodna_jax.config_checks import ConfigError
+from tests import helpers
 
 
 def _config(**overrides):
-    c = default.get_config("smoke")
-    for key, value in overrides.items():
-        target = c
-        *path, last = key.split(".")
-        for part in path:
-            target = target[part]
-        target[last] = value
-    return c
+    return helpers.set_fields(default.get_config("smoke"), overrides)
 
 
 @pytest.mark.parametrize("name", ["default", "smoke"] + [f"c2b,{m}" for m in methods.METHODS])
