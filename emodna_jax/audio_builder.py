@@ -90,6 +90,15 @@ class BadFiles:
         self.skipped.append(str(error))
         logging.warning("%s: skipping bad file: %s", self.corpus, error)
 
+    def emotion(self, table: dict[str, str], code: str, *, file: str) -> str | None:
+        """The canonical emotion of a corpus' own `code` (labels.code_to_emotion), or None after
+        reporting the file as bad (which raises unless skipping)."""
+        try:
+            return labels_lib.code_to_emotion(table, code, corpus=self.corpus, file=file)
+        except ValueError as e:
+            self.report(e)
+            return None
+
     def summarise(self) -> None:
         if self.skipped:
             logging.warning("%s: skipped %d bad file(s).", self.corpus, len(self.skipped))

@@ -57,11 +57,8 @@ Put EmoDB's `wav` folder in the manual folder: <manual_dir>/wav/03a01Fa.wav, ...
                 bad.report(f"emodb: file {file!r} does not follow EmoDB's naming SSTTTEv "
                            "(e.g. 03a01Fa.wav); rename or remove it.")
                 continue
-            try:
-                emotion = labels.code_to_emotion(labels.EMODB_CODES, m["emotion"],
-                                                 corpus=cls.CORPUS, file=file)
-            except ValueError as e:
-                bad.report(e)
+            emotion = bad.emotion(labels.EMODB_CODES, m["emotion"], file=file)
+            if emotion is None:
                 continue
             records.append(audio_builder.AudioRecord(
                 path=path, file=file, label=emotion, speaker=m["speaker"],

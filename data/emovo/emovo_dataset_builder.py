@@ -62,11 +62,8 @@ Put EMOVO's speaker folders in the manual folder: <manual_dir>/f1/dis-f1-b1.wav,
                                f"{{emo}}-{speaker}-{{sentence}} (e.g. dis-{speaker}-b1.wav) in "
                                f"folder {speaker}; rename or remove it.")
                     continue
-                try:
-                    emotion = labels.code_to_emotion(labels.EMOVO_CODES, m["emotion"],
-                                                     corpus=cls.CORPUS, file=file)
-                except ValueError as e:
-                    bad.report(e)
+                emotion = bad.emotion(labels.EMOVO_CODES, m["emotion"], file=file)
+                if emotion is None:
                     continue
                 records.append(audio_builder.AudioRecord(
                     path=path, file=file, label=emotion, speaker=speaker,

@@ -60,11 +60,8 @@ actor; modality MM must be 03, audio-only)."""
                 bad.report(f"ravdess: file {file!r} names actor {m['actor']} but lies in folder "
                            f"Actor_{folder.group(1)}; move or remove it.")
                 continue
-            try:
-                emotion = labels.code_to_emotion(labels.RAVDESS_CODES, m["emotion"],
-                                                 corpus=cls.CORPUS, file=file)
-            except ValueError as e:
-                bad.report(e)
+            emotion = bad.emotion(labels.RAVDESS_CODES, m["emotion"], file=file)
+            if emotion is None:
                 continue
             records.append(audio_builder.AudioRecord(
                 path=path, file=file, label=emotion, speaker=m["actor"],

@@ -61,11 +61,8 @@ Put SAVEE's AudioData speaker folders in the manual folder: <manual_dir>/DC/a01.
                     bad.report(f"savee: file {file!r} does not follow SAVEE's naming "
                                "{code}{nn}.wav (e.g. sa01.wav); rename or remove it.")
                     continue
-                try:
-                    emotion = labels.code_to_emotion(labels.SAVEE_CODES, m["emotion"],
-                                                     corpus=cls.CORPUS, file=file)
-                except ValueError as e:
-                    bad.report(e)
+                emotion = bad.emotion(labels.SAVEE_CODES, m["emotion"], file=file)
+                if emotion is None:
                     continue
                 records.append(audio_builder.AudioRecord(
                     path=path, file=file, label=emotion, speaker=speaker, gender="male"))
