@@ -144,8 +144,6 @@ def validate(config: ml_collections.ConfigDict, *, num_devices: int | None = Non
     model = config.model
     _choice(model.batch_norm, BATCH_NORM, "model.batch_norm")
     # Config fields models.py does not read yet: refuse them rather than ignore them silently.
-    _require(model.batch_norm == "shared", f"config.model.batch_norm={model.batch_norm!r} is not "
-             "implemented yet (models.py shares BatchNorm statistics); use 'shared'")
     _require(model.shared_blocks == 0, f"config.model.shared_blocks={model.shared_blocks} is not "
              "implemented yet (models.py has two separate encoders); use 0")
     for name in ("filters", "kernel_size", "dilations", "embed_dim"):

@@ -10,7 +10,10 @@ from typing import Any, Iterable
 import jax
 import numpy as np
 
-from emodna_jax import metrics
+from emodna_jax import metrics, models
+
+# Which corpus' statistics a per-corpus BatchNorm uses for each evaluation split.
+STREAMS = {"target": models.TARGET_STREAM, "source": models.SOURCE_STREAM, "source_val": models.SOURCE_STREAM}
 
 
 @dataclasses.dataclass
@@ -37,11 +40,16 @@ class Predictions:
             num_classes=num_classes))
 
 
-def predict(step_fns: Any, state: Any, batches: Iterable[dict]) -> Predictions:
-    """Runs the eval step over `batches` ([devices, b, ...] with "features", "label", "mask")."""
+def predict(step_fns: Any, state: Any, batches: Iterable[dict], *, split: str = "target") -> Predictions:
+    """Runs the eval step over `batches` ([devices, b, ...] with "features", "label", "mask").
+
+    split: "target" (the default, also for one's own recordings) or "source"/"source_val": which
+    corpus' statistics a per-corpus BatchNorm normalises with."""
+    if split not in STREAMS:
+        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(STREAMS)}")
     probs, labels, z_e, z_c = [], [], [], []
     for batch in batches:
-        out = jax.device_get(step_fns.evaluate(state, batch))
+        out = jax.device_get(step_fns.evaluate(state, batch, stream=STREAMS[split]))
         keep = np.asarray(batch["mask"]).reshape(-1).astype(bool)
         flat = lambda a: np.asarray(a).reshape((-1,) + np.asarray(a).shape[2:])[keep]  # noqa: E731
         probs.append(flat(jax.nn.softmax(out["logits"])))

@@ -13,6 +13,7 @@ Config = ml_collections.ConfigDict
 
 
 def _no_adaptation(c: Config) -> None:
+    c.model.batch_norm = "shared"
     c.loss.corpus_id_weight = 0.0
     c.loss.decoupling_weight = 0.0
     c.loss.corpus_align_weight = 0.0
@@ -27,6 +28,13 @@ def _no_adaptation(c: Config) -> None:
 def source_only(c: Config) -> None:
     """Labelled source only. Target examples still share the BatchNorm call (no free AdaBN)."""
     _no_adaptation(c)
+
+
+def adabn(c: Config) -> None:
+    """Labelled source only, with per-corpus BatchNorm statistics (AdaBN: the target's own
+    statistics normalise it; no loss reads a target example)."""
+    _no_adaptation(c)
+    c.model.batch_norm = "per_corpus"
 
 
 def _corpus_alignment_only(kind: str) -> Callable[[Config], None]:
@@ -58,6 +66,13 @@ def emodna(c: Config) -> None:
     c.loss.diversity_weight = 0.0
     c.pseudo.threshold = "freematch"
     c.pseudo.teacher = "student"
+    c.model.batch_norm = "shared"
+
+
+def emodna_per_corpus_bn(c: Config) -> None:
+    """Emo-DNA with per-corpus BatchNorm statistics in both encoders."""
+    emodna(c)
+    c.model.batch_norm = "per_corpus"
 
 
 def emodna_no_decoupling(c: Config) -> None:
@@ -101,6 +116,7 @@ def emodna_balanced(c: Config) -> None:
 
 METHODS: dict[str, Callable[[Config], None]] = {
     "source_only": source_only,
+    "adabn": adabn,
     "mmd": _corpus_alignment_only("mmd"),
     "dann": _corpus_alignment_only("dann"),
     "coral": _corpus_alignment_only("coral"),
@@ -111,6 +127,7 @@ METHODS: dict[str, Callable[[Config], None]] = {
     "emodna_no_class_align": emodna_no_class_align,
     "emodna_fixed_threshold": emodna_fixed_threshold,
     "emodna_balanced": emodna_balanced,
+    "emodna_per_corpus_bn": emodna_per_corpus_bn,
 }
 
 

@@ -14,8 +14,11 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from emodna_jax import losses
+
+SOURCE_STREAM, TARGET_STREAM = 0, 1  # rows of the per-corpus BatchNorm statistics
 
 
 class CausalConv(nn.Module):
@@ -46,6 +49,66 @@ class CausalConv(nn.Module):
         return nn.Dense(self.features, use_bias=self.use_bias, name="taps")(taps)
 
 
+class CorpusBatchNorm(nn.Module):
+    """BatchNorm with separate statistics per corpus and one shared scale and bias (domain-specific
+    BatchNorm; with no loss on the target it is AdaBN). Project choice, not in Emo-DNA's description.
+
+    Training: rows [:num_source] of x [B, ..., C] are the source stream and the rest the target
+    stream. Where `split` is 1, each stream is normalised by its own batch statistics (averaged over
+    devices on `axis_name`) and updates its own row of the running statistics (batch_stats
+    "mean"/"var" of shape [2, C]); where `split` is 0 (a scalar array, so that vmapped members can
+    differ), both streams share the joint statistics, exactly as nn.BatchNorm, and both rows get them.
+    Inference: every row uses the running statistics of `stream` (SOURCE_STREAM or TARGET_STREAM).
+    """
+
+    use_running_average: bool
+    momentum: float
+    axis_name: str | None
+    num_source: int | None = None
+    stream: int = TARGET_STREAM
+    epsilon: float = 1e-5  # flax.linen.BatchNorm's
+
+    @nn.compact
+    def __call__(self, x: jax.Array, split: jax.Array | float = 1.0) -> jax.Array:
+        channels = x.shape[-1]
+        scale = self.param("scale", nn.initializers.ones, (channels,))
+        bias = self.param("bias", nn.initializers.zeros, (channels,))
+        running_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((2, channels), jnp.float32))
+        running_var = self.variable("batch_stats", "var", lambda: jnp.ones((2, channels), jnp.float32))
+        if self.use_running_average:
+            mean, var = running_mean.value[self.stream], running_var.value[self.stream]
+            return (x - mean) * lax.rsqrt(var + self.epsilon) * scale + bias
+        num_source = self.num_source
+        if num_source is None or not 0 < num_source < x.shape[0]:
+            raise ValueError(f"per-corpus BatchNorm in training needs 0 < num_source < batch size "
+                             f"({x.shape[0]}), got num_source={num_source}")
+        moments = []  # per stream: (mean, mean of squares) [C], averaged over devices
+        for part in (x[:num_source], x[num_source:]):
+            axes = tuple(range(part.ndim - 1))
+            moments.append((part.mean(axes), jnp.square(part).mean(axes)))
+        if self.axis_name is not None:
+            moments = lax.pmean(moments, self.axis_name)
+        # Joint statistics of the whole batch (source and target counts are the same on every device).
+        w_source = num_source / x.shape[0]
+        joint = [w_source * s + (1 - w_source) * t for s, t in zip(*moments)]
+        split = jnp.asarray(split, x.dtype)
+        means, variances = [], []
+        for mean, mean_sq in moments:
+            mean = split * mean + (1 - split) * joint[0]
+            mean_sq = split * mean_sq + (1 - split) * joint[1]
+            means.append(mean)
+            variances.append(jnp.maximum(mean_sq - jnp.square(mean), 0.0))
+        if not self.is_initializing():
+            m = self.momentum
+            running_mean.value = m * running_mean.value + (1 - m) * jnp.stack(means)
+            running_var.value = m * running_var.value + (1 - m) * jnp.stack(variances)
+        sizes = (num_source, x.shape[0] - num_source)
+        mean = jnp.concatenate([jnp.broadcast_to(m, (n, channels)) for m, n in zip(means, sizes)])
+        var = jnp.concatenate([jnp.broadcast_to(v, (n, channels)) for v, n in zip(variances, sizes)])
+        shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (channels,)
+        return (x - mean.reshape(shape)) * lax.rsqrt(var.reshape(shape) + self.epsilon) * scale + bias
+
+
 class TemporalAwareBlock(nn.Module):
     """TIM-Net's temporal-aware block: two causal convs with BN, ReLU and spatial dropout, whose
     sigmoid output gates the (1x1-projected) input.  [B, T, C] -> [B, T, filters]."""
@@ -58,19 +121,27 @@ class TemporalAwareBlock(nn.Module):
     use_dropout: bool
     bn_momentum: float
     axis_name: str | None
+    per_corpus_bn: bool = False
+    num_source: int | None = None
+    stream: int = TARGET_STREAM
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, split: jax.Array | float = 1.0) -> jax.Array:
         h = x
         for _ in range(2):
             # No bias: the BatchNorm after it removes any bias, whose gradient is then pure float
             # noise that Adam would scale up to full-size updates.
             h = CausalConv(self.filters, self.kernel_size, self.dilation, use_bias=False)(h)
-            h = nn.BatchNorm(
-                use_running_average=not self.train,
-                momentum=self.bn_momentum,
-                axis_name=self.axis_name,
-            )(h)
+            if self.per_corpus_bn:
+                h = CorpusBatchNorm(use_running_average=not self.train, momentum=self.bn_momentum,
+                                    axis_name=self.axis_name, num_source=self.num_source,
+                                    stream=self.stream)(h, split)
+            else:
+                h = nn.BatchNorm(
+                    use_running_average=not self.train,
+                    momentum=self.bn_momentum,
+                    axis_name=self.axis_name,
+                )(h)
             h = nn.relu(h)
             # Spatial dropout: whole channels are dropped, the same at every frame.
             h = nn.Dropout(self.dropout_rate, broadcast_dims=(-2,), deterministic=not self.use_dropout)(h)
@@ -93,9 +164,12 @@ class DirectionalStack(nn.Module):
     use_dropout: bool
     bn_momentum: float
     axis_name: str | None
+    per_corpus_bn: bool = False
+    num_source: int | None = None
+    stream: int = TARGET_STREAM
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, split: jax.Array | float = 1.0) -> jax.Array:
         h = nn.Dense(self.filters, name="input_projection")(x)
         pooled = []
         for level in range(self.dilations):
@@ -108,8 +182,11 @@ class DirectionalStack(nn.Module):
                 use_dropout=self.use_dropout,
                 bn_momentum=self.bn_momentum,
                 axis_name=self.axis_name,
+                per_corpus_bn=self.per_corpus_bn,
+                num_source=self.num_source,
+                stream=self.stream,
                 name=f"block_{level}",
-            )(h)
+            )(h, split)
             pooled.append(jnp.mean(h, axis=-2))
         return jnp.stack(pooled, axis=-2)
 
@@ -146,6 +223,8 @@ class EmoDNAModel(nn.Module):
     dropout_rate: float = 0.1
     embed_dim: int = 64
     bn_momentum: float = 0.99
+    # "shared": one set of BatchNorm statistics over the joint batch; "per_corpus": CorpusBatchNorm.
+    batch_norm: str = "shared"
     with_corpus_encoder: bool = True
     with_domain_head: bool = False
     axis_name: str | None = None
@@ -162,13 +241,17 @@ class EmoDNAModel(nn.Module):
         train: bool,
         use_dropout: bool | None = None,
         reversal_coeff: jax.Array | float = 1.0,
+        num_source: int | None = None,
+        stream: int = TARGET_STREAM,
     ) -> dict[str, jax.Array]:
         """Runs the model on features x [B, T, F].
 
         `train` selects batch statistics for BatchNorm (and updates the running ones when
         `batch_stats` is mutable); `use_dropout` defaults to `train` (False for the pseudo-label
         forward, which uses batch statistics but no dropout). `reversal_coeff` scales the reversed
-        gradient into the DANN head.
+        gradient into the DANN head. With per-corpus BatchNorm, a training forward needs
+        `num_source` (rows [:num_source] are source, the rest target), and an inference forward
+        normalises with the running statistics of `stream` (TARGET_STREAM by default).
 
         Returns a dict with z_e [B, h], logits_e [B, K] and, when built, z_c [B, h],
         logits_c [B, D], logits_domain [B, D].
@@ -180,7 +263,7 @@ class EmoDNAModel(nn.Module):
             DirectionalStack,
             variable_axes={"params": 0, "batch_stats": 0},
             split_rngs={"params": True, "dropout": True},
-            in_axes=0,
+            in_axes=(0, 0),
             out_axes=0,
             axis_size=members,
         )(
@@ -192,9 +275,15 @@ class EmoDNAModel(nn.Module):
             use_dropout=train if use_dropout is None else use_dropout,
             bn_momentum=self.bn_momentum,
             axis_name=self.axis_name,
+            per_corpus_bn=self.batch_norm == "per_corpus",
+            num_source=num_source,
+            stream=stream,
             name="temporal_stacks",
         )
-        scales = stack(stacked)  # [members, B, dilations, filters]
+        # Per-corpus statistics in the emotion encoder only: the corpus encoder must still see what
+        # tells the corpora apart, which per-corpus normalisation would remove.
+        split = jnp.asarray([1.0, 1.0, 0.0, 0.0][:members], x.dtype)
+        scales = stack(stacked, split)  # [members, B, dilations, filters]
         # TIM-Net adds the forward and backward outputs of each scale.
         scales = scales.reshape((self.num_encoders, 2) + scales.shape[1:]).sum(axis=1)
         tops = nn.vmap(
@@ -230,6 +319,7 @@ def create_model(config: Any, *, num_classes: int, num_corpora: int, axis_name: 
         dropout_rate=config.model.dropout_rate,
         embed_dim=config.model.embed_dim,
         bn_momentum=config.model.bn_momentum,
+        batch_norm=config.model.batch_norm,
         with_corpus_encoder=loss.corpus_id_weight > 0 or loss.decoupling_weight > 0,
         with_domain_head=loss.corpus_align == "dann" and loss.corpus_align_weight > 0,
         axis_name=axis_name,

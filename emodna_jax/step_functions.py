@@ -15,7 +15,7 @@ class StepFunctions:
     """Compiled steps for one run.
 
     train(state, batch, adapt) -> (state, metrics): the warm-up or adaptation step (each compiled
-    once, on first use). evaluate(state, batch) -> per-example outputs [devices, b, ...].
+    once, on first use). evaluate(state, batch, stream=...) -> per-example outputs [devices, b, ...].
     """
 
     backend: parallel.Backend
@@ -23,7 +23,7 @@ class StepFunctions:
     tx: optax.GradientTransformation
     settings: train_step.StepSettings
     _train: dict[bool, Callable[..., Any]] = dataclasses.field(default_factory=dict)
-    _eval: Callable[..., Any] | None = None
+    _eval: dict[int, Callable[..., Any]] = dataclasses.field(default_factory=dict)
 
     def init_state(self, config: ml_collections.ConfigDict, feature_shape: tuple[int, int]) -> Any:
         """A fresh train state on the devices."""
@@ -39,11 +39,14 @@ class StepFunctions:
             self._train[adapt] = self.backend.parallelize(body)
         return self._train[adapt](state, self.backend.put_batch(batch))
 
-    def evaluate(self, state: Any, batch: Any) -> Any:
-        if self._eval is None:
-            body = functools.partial(train_step.eval_step, model=self.model)
-            self._eval = self.backend.parallelize(body, donate_state=False, replicated_outputs=False)
-        return self._eval(state, self.backend.put_batch(batch))
+    def evaluate(self, state: Any, batch: Any, *, stream: int = models.TARGET_STREAM) -> Any:
+        """Inference outputs; `stream` picks a per-corpus BatchNorm's statistics (source or target)."""
+        if self.model.batch_norm != "per_corpus":
+            stream = models.TARGET_STREAM  # shared statistics: one compiled function serves both
+        if stream not in self._eval:
+            body = functools.partial(train_step.eval_step, model=self.model, stream=stream)
+            self._eval[stream] = self.backend.parallelize(body, donate_state=False, replicated_outputs=False)
+        return self._eval[stream](state, self.backend.put_batch(batch))
 
     def is_adapting(self, step: int) -> bool:
         """The phase of step `step`: adaptation once the warm-up is over."""

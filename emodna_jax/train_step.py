@@ -115,7 +115,8 @@ def _pseudo_labels(
     # The emotion encoder alone gives the same logits (each encoder has its own BatchNorm) at about
     # half the cost of the whole model.
     e_model, e_variables = models.emotion_encoder_view(model, variables)
-    out, _ = e_model.apply(e_variables, x, train=True, use_dropout=False, mutable=["batch_stats"])
+    out, _ = e_model.apply(e_variables, x, train=True, use_dropout=False, num_source=num_source,
+                           mutable=["batch_stats"])
     probs = jax.nn.softmax(lax.stop_gradient(out["logits_e"][num_source:]))
     mask = jnp.ones(probs.shape[:1], jnp.float32)
     sums = lax.psum(
@@ -192,7 +193,7 @@ def train_step(
     def loss_fn(params):
         out, mutated = model.apply(
             {"params": params, "batch_stats": state.batch_stats}, x, train=True,
-            reversal_coeff=align_w, rngs={"dropout": rng}, mutable=["batch_stats"])
+            reversal_coeff=align_w, num_source=num_source, rngs={"dropout": rng}, mutable=["batch_stats"])
         z_e = out["z_e"]
         z_s, z_t = z_e[:num_source], z_e[num_source:]
         logits_s, logits_t = out["logits_e"][:num_source], out["logits_e"][num_source:]
@@ -326,13 +327,16 @@ def _monitors(parts, out, grads, num_source, confident, target_probs, tau, state
     return metrics
 
 
-def eval_step(state: TrainState, batch: dict[str, jax.Array], *, model: EmoDNAModel) -> dict[str, Any]:
+def eval_step(state: TrainState, batch: dict[str, jax.Array], *, model: EmoDNAModel,
+              stream: int = models.TARGET_STREAM) -> dict[str, Any]:
     """Forward in inference mode (running BatchNorm statistics, no dropout), per example.
 
-    batch: {"features" [B, T, F], ...}. Returns {"logits" [B, K], "z_e" [B, h], "z_c" [B, h]?}.
+    batch: {"features" [B, T, F], ...}; stream: whose running statistics a per-corpus BatchNorm
+    uses (models.SOURCE_STREAM or TARGET_STREAM; ignored by shared BatchNorm).
+    Returns {"logits" [B, K], "z_e" [B, h], "z_c" [B, h]?}.
     """
     out = model.apply({"params": state.params, "batch_stats": state.batch_stats},
-                      batch["features"], train=False)
+                      batch["features"], train=False, stream=stream)
     result = {"logits": out["logits_e"], "z_e": out["z_e"]}
     if "z_c" in out:
         result["z_c"] = out["z_c"]

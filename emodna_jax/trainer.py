@@ -237,7 +237,7 @@ def final_report(config, workdir, fns, state, data, last_metrics, timing, writer
         "argv": list(sys.argv),  # the command, when run as train.py
     }
     if config.source_val_speakers:
-        val = evaluation.report(evaluation.predict(fns, state, data.eval_batches("source_val")),
+        val = evaluation.report(evaluation.predict(fns, state, data.eval_batches("source_val"), split="source_val"),
                                 data.class_names)
         results["source_val_uar"] = val.get("uar")
     if jax.process_index() != 0:
@@ -260,7 +260,7 @@ def write_plots(config, workdir, fns, state, data, target, summary, writer=None,
         plots.plot_confusion(np.asarray(summary["confusion"]), list(data.class_names),
                              os.path.join(workdir, f"{prefix}confusion.png"),
                              title=f"{config.method}: {config.source} -> {config.target}")
-    source = evaluation.predict(fns, state, data.eval_batches("source"))
+    source = evaluation.predict(fns, state, data.eval_batches("source"), split="source")
     both = lambda a, b: None if a is None or b is None else np.concatenate([a, b])  # noqa: E731
     plots.plot_embeddings(
         emotion_features=both(source.z_e, target.z_e), corpus_features=both(source.z_c, target.z_c),

@@ -55,7 +55,7 @@ REFUSALS = [
     ({"prototype_momentum": 1.0}, ["config.prototype_momentum=1.0"]),
     ({"model.filters": 0}, ["config.model.filters=0"]),
     ({"model.dropout_rate": 1.0}, ["config.model.dropout_rate=1.0"]),
-    ({"model.batch_norm": "per_corpus"}, ["config.model.batch_norm='per_corpus'", "not implemented"]),
+    ({"model.batch_norm": "per_domain"}, ["config.model.batch_norm='per_domain'", "per_corpus"]),
     ({"model.shared_blocks": 2}, ["config.model.shared_blocks=2", "not implemented"]),
 ]
 

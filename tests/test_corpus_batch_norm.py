@@ -1,0 +1,100 @@
+"""Per-corpus BatchNorm (config.model.batch_norm = "per_corpus"): each corpus is normalised by its
+own statistics in training, and inference picks the corpus' running statistics."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from emodna_jax import models
+from tests import helpers
+
+MOMENTUM = 0.9
+
+
+def _halves(seed=0):
+    rng = np.random.default_rng(seed)
+    source = rng.normal(2.0, 3.0, (5, 7, 4)).astype(np.float32)
+    target = rng.normal(-1.0, 0.5, (3, 7, 4)).astype(np.float32)
+    return source, target
+
+
+def test_training_normalises_each_corpus_by_its_own_statistics_and_updates_its_own_row():
+    source, target = _halves()
+    x = jnp.concatenate([source, target])
+    bn = models.CorpusBatchNorm(use_running_average=False, momentum=MOMENTUM, axis_name=None, num_source=5)
+    variables = bn.init(jax.random.PRNGKey(0), x)
+    # Non-trivial scale and bias, shared by both corpora.
+    variables = {"params": {"scale": jnp.arange(1.0, 5.0), "bias": jnp.arange(4.0) - 1.0},
+                 "batch_stats": variables["batch_stats"]}
+    y, mutated = bn.apply(variables, x, mutable=["batch_stats"])
+    plain = nn.BatchNorm(use_running_average=False, momentum=MOMENTUM)
+    for part, rows in ((source, slice(0, 5)), (target, slice(5, 8))):
+        expect, _ = plain.apply(variables | {"batch_stats": {"mean": jnp.zeros(4), "var": jnp.ones(4)}},
+                                jnp.asarray(part), mutable=["batch_stats"])
+        np.testing.assert_allclose(y[rows], expect, rtol=1e-5, atol=1e-5)
+    stats = mutated["batch_stats"]
+    for row, part in enumerate((source, target)):
+        flat = part.reshape(-1, 4)
+        np.testing.assert_allclose(stats["mean"][row], (1 - MOMENTUM) * flat.mean(0), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(stats["var"][row], MOMENTUM + (1 - MOMENTUM) * flat.var(0), rtol=1e-5)
+
+
+def test_inference_uses_the_running_statistics_of_the_chosen_stream():
+    x = jnp.asarray(_halves()[0])
+    stats = {"mean": jnp.stack([jnp.full(4, 1.0), jnp.full(4, -2.0)]),
+             "var": jnp.stack([jnp.full(4, 4.0), jnp.full(4, 0.25)])}
+    params = {"scale": jnp.ones(4), "bias": jnp.zeros(4)}
+    for stream, (mean, std) in ((models.SOURCE_STREAM, (1.0, 2.0)), (models.TARGET_STREAM, (-2.0, 0.5))):
+        bn = models.CorpusBatchNorm(use_running_average=True, momentum=MOMENTUM, axis_name=None, stream=stream)
+        y = bn.apply({"params": params, "batch_stats": stats}, x)
+        np.testing.assert_allclose(y, (x - mean) / np.sqrt(std**2 + 1e-5), rtol=1e-5)
+
+
+def test_training_forward_needs_the_split():
+    x = jnp.ones((4, 3, 2))
+    bn = models.CorpusBatchNorm(use_running_average=False, momentum=MOMENTUM, axis_name=None)
+    with pytest.raises(ValueError, match="num_source"):
+        bn.init(jax.random.PRNGKey(0), x)
+
+
+@pytest.mark.parametrize("batch_norm,independent", [("per_corpus", True), ("shared", False)])
+def test_source_outputs_ignore_the_target_rows_only_with_per_corpus_statistics(batch_norm, independent):
+    """The whole model in a training forward: with per-corpus statistics the source half's outputs do
+    not depend on what the target half holds; with shared statistics they do (the test can fail)."""
+    config = helpers.tiny_config("emodna", **{"model.batch_norm": batch_norm})
+    model = models.create_model(config, num_classes=3, num_corpora=2, axis_name=None)
+    rng = np.random.default_rng(1)
+    source = rng.normal(size=(4,) + helpers.TINY_SHAPE).astype(np.float32)
+    target_a = rng.normal(size=(4,) + helpers.TINY_SHAPE).astype(np.float32)
+    target_b = 3.0 * target_a + 5.0
+    variables = model.init({"params": jax.random.PRNGKey(0)}, jnp.asarray(source), train=False)
+
+    def source_z(target, key):
+        out, _ = model.apply(variables, jnp.concatenate([source, target]), train=True, use_dropout=False,
+                             num_source=4, mutable=["batch_stats"])
+        return np.asarray(out[key][:4])
+
+    same = np.allclose(source_z(target_a, "z_e"), source_z(target_b, "z_e"), rtol=1e-5, atol=1e-5)
+    assert same == independent
+    # The corpus encoder keeps joint statistics either way: it must see what tells the corpora apart.
+    assert not np.allclose(source_z(target_a, "z_c"), source_z(target_b, "z_c"), rtol=1e-5, atol=1e-5)
+
+
+def test_split_zero_is_plain_batch_norm_over_the_joint_batch():
+    source, target = _halves(3)
+    x = jnp.concatenate([source, target])
+    bn = models.CorpusBatchNorm(use_running_average=False, momentum=MOMENTUM, axis_name=None, num_source=5)
+    variables = bn.init(jax.random.PRNGKey(0), x)
+    y, mutated = bn.apply(variables, x, 0.0, mutable=["batch_stats"])
+    plain = nn.BatchNorm(use_running_average=False, momentum=MOMENTUM)
+    expect, plain_stats = plain.apply({"params": variables["params"],
+                                       "batch_stats": {"mean": jnp.zeros(4), "var": jnp.ones(4)}},
+                                      x, mutable=["batch_stats"])
+    np.testing.assert_allclose(y, expect, rtol=1e-4, atol=1e-4)
+    for row in range(2):
+        np.testing.assert_allclose(mutated["batch_stats"]["mean"][row], plain_stats["batch_stats"]["mean"],
+                                   rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(mutated["batch_stats"]["var"][row], plain_stats["batch_stats"]["var"],
+                                   rtol=1e-5)
