@@ -22,6 +22,7 @@ import argparse
 import glob
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -32,8 +33,9 @@ sys.path.insert(0, ROOT)
 from benchmarks.results_file import write_section  # noqa: E402
 
 TASKS = ("c2b", "c2e", "b2c", "b2e", "e2c", "e2b")
-METHODS = ("source_only", "mmd", "dann", "coral", "pseudo_label", "emodna", "emodna_no_decoupling",
-           "emodna_no_corpus_align", "emodna_no_class_align", "emodna_fixed_threshold", "emodna_balanced")
+METHODS = ("source_only", "adabn", "mmd", "dann", "coral", "pseudo_label", "emodna", "emodna_no_decoupling",
+           "emodna_no_corpus_align", "emodna_no_class_align", "emodna_fixed_threshold", "emodna_balanced",
+           "emodna_per_corpus_bn")
 # UAR % from shared/REFERENCE_RESULTS.md (TIM-Net supplementary Table S4; best of several runs).
 PUBLISHED = {"TIM-Net": {"c2b": 50.4, "c2e": 36.4, "b2c": 42.4, "b2e": 36.4, "e2c": 39.8, "e2b": 47.0},
              "CAAM": {"c2b": 54.6, "c2e": 32.1, "b2c": 39.6, "b2e": 37.1, "e2c": 39.0, "e2b": 47.9}}
@@ -82,9 +84,16 @@ def collect(setting_dir: str) -> dict:
     return out
 
 
+def task_label(task: str) -> str:
+    """'c2b' -> 'C->B'; 'synthetic_a2synthetic_b' -> 'syn. A->B'."""
+    if task.startswith("synthetic_"):
+        return "syn. " + task.replace("synthetic_", "").upper().replace("2", "->")
+    return task.upper().replace("2", "->")
+
+
 def table(runs: dict, tasks: list[str], methods: list[str], metric: str) -> list[str]:
     """A markdown table of `metric` (uar or war), mean +- std over seeds, one row per method."""
-    lines = [f"| method | {' | '.join(t.upper().replace('2', '->') for t in tasks)} | mean of tasks |",
+    lines = [f"| method | {' | '.join(task_label(t) for t in tasks)} | mean of tasks |",
              "|---|" + "---|" * (len(tasks) + 1)]
     for method in methods:
         cells, per_seed = [], {}
@@ -96,7 +105,7 @@ def table(runs: dict, tasks: list[str], methods: list[str], metric: str) -> list
         # Mean over tasks per seed (seeds with every task finished), then mean +- std over seeds.
         complete = [sum(v.values()) / len(tasks) for v in per_seed.values() if len(v) == len(tasks)]
         lines.append(f"| {method} | {' | '.join(cells)} | {mean_std(complete)} |")
-    if metric == "uar":
+    if metric == "uar" and any(t in PUBLISHED["TIM-Net"] for t in tasks):
         for name, row in PUBLISHED.items():
             vals = [row.get(t) for t in tasks]
             mean = sum(vals) / len(vals) if all(v is not None for v in vals) else None
@@ -106,10 +115,11 @@ def table(runs: dict, tasks: list[str], methods: list[str], metric: str) -> list
     return lines
 
 
-def report(setting_dir: str, tasks: list[str], methods: list[str], command: str) -> str:
+def report(setting_dir: str, tasks: list[str], methods: list[str], command: str,
+           section: str = "Accuracy") -> str:
     runs = collect(setting_dir)
     seconds = [r["train_seconds"] for rs in runs.values() for r in rs if r.get("train_seconds")]
-    lines = ["## Accuracy", "",
+    lines = [f"## {section}", "",
              f"Command (from the repository root): `{command}`", "",
              f"Runs finished: {sum(len(v) for v in runs.values())}; median training time per run "
              f"{sorted(seconds)[len(seconds) // 2] / 60:.1f} min on this 2-core CPU (shared with other jobs)."
@@ -151,7 +161,8 @@ def main() -> None:
                    help="seed: every task and method for seed 0, then seed 1, ... (a partial table is "
                         "usable early); method: all seeds of a method before the next")
     p.add_argument("--report_only", action="store_true")
-    p.add_argument("--write_results", action="store_true", help="replace '## Accuracy' in RESULTS.md")
+    p.add_argument("--write_results", action="store_true", help="replace '## <section>' in RESULTS.md")
+    p.add_argument("--section", default="Accuracy", help="the RESULTS.md section the report goes to")
     args = p.parse_args()
     tasks, methods = args.tasks.split(","), args.methods.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -165,12 +176,12 @@ def main() -> None:
                             args.set, args.data_dir)
             if spent:
                 print(f"[{i + 1}/{len(jobs)}] {task} {method} seed {seed}: {spent / 60:.1f} min", flush=True)
-    command = " ".join(["python benchmarks/accuracy_benchmark.py"] + [a for a in sys.argv[1:]
-                                                                       if a != "--report_only"])
-    text = report(setting_dir, tasks, methods, command)
+    command = shlex.join(["python", "benchmarks/accuracy_benchmark.py"]
+                         + [a for a in sys.argv[1:] if a not in ("--report_only", "--write_results")])
+    text = report(setting_dir, tasks, methods, command, args.section)
     print(text)
     if args.write_results:
-        write_section("Accuracy", text)
+        write_section(args.section, text)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Cross-corpus tasks on the real corpora: `configs/cross_corpus.py:TASK,METHOD[,smoke]`.
 
 TASK is SOURCE2TARGET from the letters c (CASIA), b (EmoDB), e (EMOVO), r (RAVDESS), s (SAVEE), e.g.
-c2b = labelled CASIA + unlabelled EmoDB, tested on EmoDB. METHOD is one of emodna_jax.methods.METHODS.
+c2b = labelled CASIA + unlabelled EmoDB, tested on EmoDB; a side may also be a builder name, e.g.
+synthetic_a2synthetic_b (the synthetic corpora, where choices are made without a real target's labels). METHOD is one of emodna_jax.methods.METHODS.
 The corpora are read from `config.corpora_root`/<corpus> (default: ../shared/corpora beside the
 checkout). The 5 shared classes and the whole target corpus (unlabelled training data and test set)
 follow the authors' protocol.
@@ -15,16 +16,20 @@ from configs import default
 from emodna_jax import methods
 
 LETTERS = {"c": "casia", "b": "emodb", "e": "emovo", "r": "ravdess", "s": "savee"}
+SYNTHETIC = ("synthetic_a", "synthetic_b", "synthetic_c")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def parse_task(task: str) -> tuple[str, str]:
     """'c2b' -> ('casia', 'emodb'), with a message listing the letters when malformed."""
     parts = task.split("2")
-    if len(parts) != 2 or parts[0] not in LETTERS or parts[1] not in LETTERS or parts[0] == parts[1]:
+    names = [LETTERS.get(p, p) for p in parts]
+    known = set(LETTERS.values()) | set(SYNTHETIC)
+    if len(parts) != 2 or not all(n in known for n in names) or names[0] == names[1]:
         raise ValueError(f"task {task!r} is not SOURCE2TARGET with two different letters of "
-                         f"{', '.join(f'{k} ({v})' for k, v in LETTERS.items())}, e.g. c2b")
-    return LETTERS[parts[0]], LETTERS[parts[1]]
+                         f"{', '.join(f'{k} ({v})' for k, v in LETTERS.items())} or names of "
+                         f"{', '.join(SYNTHETIC)}, e.g. c2b or synthetic_a2synthetic_b")
+    return names[0], names[1]
 
 
 def get_config(arg: str = "c2b,emodna") -> ml_collections.ConfigDict:

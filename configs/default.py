@@ -50,8 +50,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.model.embed_dim = 64  # h: size of z_e and z_c.
     # Number of lower temporal blocks shared by the emotion and corpus encoders (0 = separate).
     c.model.shared_blocks = 0
-    # BatchNorm statistics: "shared" over source+target in one call (default, every method),
-    # or "per_corpus" (AdaBN-style separate statistics).
+    # BatchNorm statistics: "shared" over source+target in one call, or "per_corpus" (separate
+    # statistics per corpus in the emotion encoder, the target's at test time; AdaBN-style). Each
+    # method sets it: per_corpus for `emodna` (this project's default) and `adabn`, shared otherwise.
     c.model.batch_norm = "shared"
     c.model.bn_momentum = 0.99
 

@@ -121,3 +121,13 @@ def test_method_name_changed_without_its_settings_is_refused():
     with pytest.raises(ConfigError, match=r"config.method='mmd' .* settings of 'emodna'.*default.py:mmd"):
         config_checks.validate(config)
     config_checks.validate(default.get_config("mmd"))
+
+
+def test_cross_corpus_tasks_accept_letters_and_synthetic_names_and_refuse_the_rest():
+    from configs import cross_corpus
+
+    assert cross_corpus.parse_task("c2b") == ("casia", "emodb")
+    assert cross_corpus.parse_task("synthetic_a2synthetic_b") == ("synthetic_a", "synthetic_b")
+    for bad in ("c2c", "x2b", "cb", "synthetic_a2synthetic_a"):
+        with pytest.raises(ValueError, match="SOURCE2TARGET"):
+            cross_corpus.parse_task(bad)

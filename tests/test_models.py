@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from emodna_jax import models
 from tests import helpers
@@ -50,17 +51,19 @@ def test_backward_direction_sees_the_future():
     assert not np.allclose(a, b)
 
 
-def test_emotion_encoder_view_gives_the_same_emotion_outputs():
+@pytest.mark.parametrize("method", ["emodna", "emodna_literal"])  # per-corpus and shared BatchNorm
+def test_emotion_encoder_view_gives_the_same_emotion_outputs(method):
     """The pseudo-label forward may run the emotion encoder alone: per-member BatchNorm makes its
     z_e and logits_e exactly those of the full model, in training and in inference mode."""
-    model = models.create_model(helpers.tiny_config("emodna"), num_classes=3, num_corpora=2, axis_name=None)
+    model = models.create_model(helpers.tiny_config(method), num_classes=3, num_corpora=2, axis_name=None)
     x = jax.random.normal(jax.random.PRNGKey(3), (6,) + helpers.TINY_SHAPE)
     variables = model.init({"params": jax.random.PRNGKey(0)}, x, train=False)
     e_model, e_vars = models.emotion_encoder_view(model, variables)
     assert not e_model.with_corpus_encoder
     for train in (True, False):
-        full, _ = model.apply(variables, x, train=train, use_dropout=False, mutable=["batch_stats"])
-        alone, _ = e_model.apply(e_vars, x, train=train, use_dropout=False, mutable=["batch_stats"])
+        split = {"num_source": 4} if train else {}
+        full, _ = model.apply(variables, x, train=train, use_dropout=False, mutable=["batch_stats"], **split)
+        alone, _ = e_model.apply(e_vars, x, train=train, use_dropout=False, mutable=["batch_stats"], **split)
         assert "z_c" not in alone
         np.testing.assert_allclose(alone["logits_e"], full["logits_e"], rtol=1e-6, atol=1e-6)
         np.testing.assert_allclose(alone["z_e"], full["z_e"], rtol=1e-6, atol=1e-6)
