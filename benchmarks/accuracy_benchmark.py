@@ -22,6 +22,7 @@ import argparse
 import glob
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -64,14 +65,14 @@ def run_one(task: str, method: str, seed: int, workdir: str, overrides: list[str
     return time.time() - tick
 
 
-def mean_std(values: list[float]) -> str:
+def mean_std(values: list[float], digits: int = 1) -> str:
     if not values:
         return "-"
     mean = sum(values) / len(values)
     if len(values) == 1:
-        return f"{mean:.1f} (n=1)"
+        return f"{mean:.{digits}f} (n=1)"
     std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
-    return f"{mean:.1f} ± {std:.1f}" + ("" if len(values) >= 3 else f" (n={len(values)})")
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" + ("" if len(values) >= 3 else f" (n={len(values)})")
 
 
 def collect(setting_dir: str) -> dict:
@@ -91,20 +92,20 @@ def task_label(task: str) -> str:
     return task.upper().replace("2", "->")
 
 
-def table(runs: dict, tasks: list[str], methods: list[str], metric: str) -> list[str]:
+def table(runs: dict, tasks: list[str], methods: list[str], metric: str, digits: int = 1) -> list[str]:
     """A markdown table of `metric` (uar or war), mean +- std over seeds, one row per method."""
     lines = [f"| method | {' | '.join(task_label(t) for t in tasks)} | mean of tasks |",
              "|---|" + "---|" * (len(tasks) + 1)]
     for method in methods:
         cells, per_seed = [], {}
         for task in tasks:
-            values = [r[metric] for r in runs.get((task, method), [])]
-            cells.append(mean_std(values))
-            for r in runs.get((task, method), []):
+            found = [r for r in runs.get((task, method), []) if r.get(metric) is not None]
+            cells.append(mean_std([r[metric] for r in found], digits))
+            for r in found:
                 per_seed.setdefault(r["seed"], {})[task] = r[metric]
         # Mean over tasks per seed (seeds with every task finished), then mean +- std over seeds.
         complete = [sum(v.values()) / len(tasks) for v in per_seed.values() if len(v) == len(tasks)]
-        lines.append(f"| {method} | {' | '.join(cells)} | {mean_std(complete)} |")
+        lines.append(f"| {method} | {' | '.join(cells)} | {mean_std(complete, digits)} |")
     if metric == "uar" and any(t in PUBLISHED["TIM-Net"] for t in tasks):
         for name, row in PUBLISHED.items():
             vals = [row.get(t) for t in tasks]
@@ -113,6 +114,34 @@ def table(runs: dict, tasks: list[str], methods: list[str], metric: str) -> list
                          + " | ".join("-" if v is None else f"{v:.1f}" for v in vals)
                          + f" | {'-' if mean is None else f'{mean:.1f}'} |")
     return lines
+
+
+def source_side_report(setting_dir: str, tasks: list[str], methods: list[str], command: str,
+                       section: str) -> str:
+    """Only what a choice may read: source-validation UAR (held-out source speakers) and the source
+    cross-entropy of the last logged step. The target's metrics in these runs are not shown."""
+    runs = collect(setting_dir)
+    for rs in runs.values():
+        for r in rs:
+            r["source_ce"] = last_source_ce(os.path.join(setting_dir, r["task"], r["method"],
+                                                         f"seed{r['seed']}", "train.log"))
+    lines = [f"## {section}", "", f"Command (from the repository root): `{command}`", "",
+             "Source-validation UAR % (held-out source speakers, `config.source_val_speakers=auto`):", ""]
+    lines += table(runs, tasks, methods, "source_val_uar")
+    lines += ["", "Source cross-entropy at the last step (training batch, label smoothing 0.1):", ""]
+    lines += table(runs, tasks, methods, "source_ce", digits=2)
+    return "\n".join(lines) + "\n"
+
+
+def last_source_ce(log_path: str) -> float | None:
+    """The `cls` loss of the last progress line of a run's train.log."""
+    value = None
+    if os.path.exists(log_path):
+        for line in open(log_path):
+            match = re.search(r"[( ]cls ([0-9.]+)", line)
+            if match:
+                value = float(match.group(1))
+    return value
 
 
 def report(setting_dir: str, tasks: list[str], methods: list[str], command: str,
@@ -163,6 +192,8 @@ def main() -> None:
     p.add_argument("--report_only", action="store_true")
     p.add_argument("--write_results", action="store_true", help="replace '## <section>' in RESULTS.md")
     p.add_argument("--section", default="Accuracy", help="the RESULTS.md section the report goes to")
+    p.add_argument("--source_side_only", action="store_true",
+                   help="report only source-validation UAR and source cross-entropy (for choices)")
     args = p.parse_args()
     tasks, methods = args.tasks.split(","), args.methods.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -178,7 +209,8 @@ def main() -> None:
                 print(f"[{i + 1}/{len(jobs)}] {task} {method} seed {seed}: {spent / 60:.1f} min", flush=True)
     command = shlex.join(["python", "benchmarks/accuracy_benchmark.py"]
                          + [a for a in sys.argv[1:] if a not in ("--report_only", "--write_results")])
-    text = report(setting_dir, tasks, methods, command, args.section)
+    make = source_side_report if args.source_side_only else report
+    text = make(setting_dir, tasks, methods, command, args.section)
     print(text)
     if args.write_results:
         write_section(args.section, text)

@@ -48,6 +48,11 @@ from emodna_jax import normalization
 
 SOURCE_STREAM, TARGET_STREAM = 0, 1  # seed streams, and the corpus ids put in the batches
 EVAL_SPLITS = ("target", "source", "source_val")
+# config.source_val_speakers="auto": a fixed held-out set per real corpus (one male, one female
+# speaker where the corpus has both; a quarter of CASIA's four speakers).
+AUTO_VAL_SPEAKERS = {"casia": ("wangzhe",), "emodb": ("03", "08"), "emovo": ("f1", "m1"),
+                     "synthetic_a": ("af1", "am1"), "synthetic_b": ("bf1", "bm1"),
+                     "synthetic_c": ("cf1", "cm1")}
 DEFAULT_DATA_DIR = os.path.join("~", ".cache", "emodna_jax", "tfds")
 
 
@@ -334,6 +339,12 @@ def create_task_data(config: ml_collections.ConfigDict, *, num_devices: int, pro
                          "with the same config.features")
 
     val_speakers = _split_names(config.get("source_val_speakers", ""))
+    if val_speakers == ["auto"]:
+        if config.source not in AUTO_VAL_SPEAKERS:
+            raise ValueError(f"config.source_val_speakers='auto' knows the corpora "
+                             f"{', '.join(AUTO_VAL_SPEAKERS)}, not {config.source!r}: name the held-out "
+                             f"speakers, e.g. --config.source_val_speakers=spk1,spk2")
+        val_speakers = list(AUTO_VAL_SPEAKERS[config.source])
     unknown = sorted(set(val_speakers) - set(source_all.speakers))
     if unknown:
         raise ValueError(f"config.source_val_speakers names {', '.join(unknown)}, not speakers of "

@@ -270,3 +270,10 @@ def test_synthetic_task_through_tfds(synthetic_data_dir):  # noqa: F811
     n_eval = sum(int(b["mask"].sum()) for b in data.eval_batches("target"))
     assert n_eval == 200 and len(data.eval_examples("source_val")) == 50
     assert {e.speaker for e in data.eval_examples("source")} == {"af1", "af2", "am1"}
+    # "auto": the fixed held-out speakers of a known corpus (one female, one male here).
+    c.source_val_speakers = "auto"
+    auto = ip.create_task_data(c, num_devices=4)
+    assert {e.speaker for e in auto.eval_examples("source_val")} == {"af1", "am1"}
+    assert auto.num_source == 100
+    c.source, c.target = "synthetic_b", "synthetic_a"
+    assert {e.speaker for e in ip.create_task_data(c, num_devices=4).eval_examples("source_val")} == {"bf1", "bm1"}
