@@ -131,3 +131,22 @@ def test_cross_corpus_tasks_accept_letters_and_synthetic_names_and_refuse_the_re
     for bad in ("c2c", "x2b", "cb", "synthetic_a2synthetic_a"):
         with pytest.raises(ValueError, match="SOURCE2TARGET"):
             cross_corpus.parse_task(bad)
+
+
+def test_default_emodna_keeps_every_published_component():
+    """The project's default differs from the literal reading only in BatchNorm statistics and two
+    loss weights; every part of the published description stays switched on."""
+    from configs import default
+    from emodna_jax import methods
+
+    c, literal = default.get_config("emodna"), default.get_config("emodna_literal")
+    assert c.loss.corpus_id_weight > 0 and c.loss.decoupling_weight > 0  # two encoders, decoupling
+    assert c.loss.corpus_align == "mmd" and c.loss.corpus_align_weight > 0
+    assert c.loss.class_align == "prototype" and c.loss.class_align_weight > 0
+    assert c.pseudo.threshold == "freematch"  # adaptive thresholds
+    assert (c.model.batch_norm, literal.model.batch_norm) == ("per_corpus", "shared")
+    assert c.loss.decoupling_weight == c.loss.corpus_align_weight == methods.AUXILIARY_SCALE
+    differing = {k for k in ("corpus_id_weight", "decoupling_weight", "corpus_align_weight",
+                             "class_align_weight", "temperature", "label_smoothing")
+                 if c.loss[k] != literal.loss[k]}
+    assert differing == {"decoupling_weight", "corpus_align_weight"}
