@@ -94,45 +94,50 @@ def emodna(c: Config) -> None:
     c.loss.corpus_align_weight = AUXILIARY_SCALE
 
 
-def emodna_no_decoupling(c: Config) -> None:
-    """Emo-DNA without the corpus encoder and the contrastive decoupling."""
-    emodna(c)
+def _without_decoupling(c: Config) -> None:
     c.loss.corpus_id_weight = 0.0
     c.loss.decoupling_weight = 0.0
 
 
-def emodna_no_corpus_align(c: Config) -> None:
-    """Emo-DNA without corpus-level (MMD) alignment."""
-    emodna(c)
+def _without_corpus_align(c: Config) -> None:
     c.loss.corpus_align = "none"
     c.loss.corpus_align_weight = 0.0
 
 
-def emodna_no_class_align(c: Config) -> None:
-    """Emo-DNA without class-level alignment (pseudo-labels still feed L_dec and P_e)."""
-    emodna(c)
+def _without_class_align(c: Config) -> None:
     c.loss.class_align = "none"
     c.loss.class_align_weight = 0.0
 
 
-def emodna_fixed_threshold(c: Config) -> None:
-    """Emo-DNA with a fixed confidence threshold instead of the adaptive one."""
-    emodna(c)
+def _with_fixed_threshold(c: Config) -> None:
     c.pseudo.threshold = "fixed"
 
 
-def emodna_literal_no_decoupling(c: Config) -> None:
-    """`emodna_literal` without the corpus encoder and the contrastive decoupling."""
-    emodna_literal(c)
-    c.loss.corpus_id_weight = 0.0
-    c.loss.decoupling_weight = 0.0
+def _ablation(base: Callable[[Config], None], change: Callable[[Config], None], doc: str
+              ) -> Callable[[Config], None]:
+    """The method `base` with one component changed by `change`."""
+    def apply(c: Config) -> None:
+        base(c)
+        change(c)
+
+    apply.__doc__ = doc
+    return apply
 
 
-def emodna_literal_no_corpus_align(c: Config) -> None:
-    """`emodna_literal` without corpus-level (MMD) alignment."""
-    emodna_literal(c)
-    c.loss.corpus_align = "none"
-    c.loss.corpus_align_weight = 0.0
+emodna_no_decoupling = _ablation(
+    emodna, _without_decoupling, "Emo-DNA without the corpus encoder and the contrastive decoupling.")
+emodna_no_corpus_align = _ablation(
+    emodna, _without_corpus_align, "Emo-DNA without corpus-level (MMD) alignment.")
+emodna_no_class_align = _ablation(
+    emodna, _without_class_align,
+    "Emo-DNA without class-level alignment (pseudo-labels still feed L_dec and P_e).")
+emodna_fixed_threshold = _ablation(
+    emodna, _with_fixed_threshold, "Emo-DNA with a fixed confidence threshold instead of the adaptive one.")
+emodna_literal_no_decoupling = _ablation(
+    emodna_literal, _without_decoupling,
+    "`emodna_literal` without the corpus encoder and the contrastive decoupling.")
+emodna_literal_no_corpus_align = _ablation(
+    emodna_literal, _without_corpus_align, "`emodna_literal` without corpus-level (MMD) alignment.")
 
 
 def emodna_balanced(c: Config) -> None:
