@@ -48,7 +48,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.model.dilations = 8  # dilations 1, 2, ..., 2**(dilations-1): receptive field 256 frames.
     c.model.dropout_rate = 0.1  # spatial dropout inside each temporal block.
     c.model.embed_dim = 64  # h: size of z_e and z_c.
-    # Number of lower temporal blocks shared by the emotion and corpus encoders (0 = separate).
+    # Number of lower temporal blocks (with the input projection) shared by the emotion and corpus
+    # encoders, 0 = separate as published; the trunk takes the emotion encoder's BatchNorm statistics.
     c.model.shared_blocks = 0
     # BatchNorm statistics: "shared" over source+target in one call, or "per_corpus" (separate
     # statistics per corpus in the emotion encoder, the target's at test time; AdaBN-style). Each

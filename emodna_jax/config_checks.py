@@ -143,9 +143,9 @@ def validate(config: ml_collections.ConfigDict, *, num_devices: int | None = Non
     _require(config.num_devices >= 0, f"config.num_devices={config.num_devices} must be >= 0 (0 = all)")
     model = config.model
     _choice(model.batch_norm, BATCH_NORM, "model.batch_norm")
-    # Config fields models.py does not read yet: refuse them rather than ignore them silently.
-    _require(model.shared_blocks == 0, f"config.model.shared_blocks={model.shared_blocks} is not "
-             "implemented yet (models.py has two separate encoders); use 0")
+    _require(0 <= model.shared_blocks < model.dilations,
+             f"config.model.shared_blocks={model.shared_blocks} must be in [0, model.dilations="
+             f"{model.dilations}): at least one temporal block of each encoder stays its own (0 = separate)")
     for name in ("filters", "kernel_size", "dilations", "embed_dim"):
         _require(model[name] >= 1, f"config.model.{name}={model[name]} must be >= 1")
     _require(0 <= model.dropout_rate < 1, f"config.model.dropout_rate={model.dropout_rate} must be in [0, 1)")

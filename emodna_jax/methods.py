@@ -113,6 +113,10 @@ def _with_fixed_threshold(c: Config) -> None:
     c.pseudo.threshold = "fixed"
 
 
+def _with_shared_trunk(c: Config) -> None:
+    c.model.shared_blocks = c.model.dilations // 2
+
+
 def _ablation(base: Callable[[Config], None], change: Callable[[Config], None], doc: str
               ) -> Callable[[Config], None]:
     """The method `base` with one component changed by `change`."""
@@ -133,6 +137,10 @@ emodna_no_class_align = _ablation(
     "Emo-DNA without class-level alignment (pseudo-labels still feed L_dec and P_e).")
 emodna_fixed_threshold = _ablation(
     emodna, _with_fixed_threshold, "Emo-DNA with a fixed confidence threshold instead of the adaptive one.")
+emodna_shared_trunk = _ablation(
+    emodna, _with_shared_trunk,
+    "Emo-DNA whose emotion and corpus encoders share the input projection and lower half of the temporal "
+    "blocks (a variant the published description does not have; about a quarter less encoder work).")
 emodna_literal_no_decoupling = _ablation(
     emodna_literal, _without_decoupling,
     "`emodna_literal` without the corpus encoder and the contrastive decoupling.")
@@ -164,6 +172,7 @@ METHODS: dict[str, Callable[[Config], None]] = {
     "emodna_no_corpus_align": emodna_no_corpus_align,
     "emodna_no_class_align": emodna_no_class_align,
     "emodna_fixed_threshold": emodna_fixed_threshold,
+    "emodna_shared_trunk": emodna_shared_trunk,
     "emodna_literal": emodna_literal,
     "emodna_per_corpus_bn": emodna_per_corpus_bn,
     "emodna_literal_no_decoupling": emodna_literal_no_decoupling,

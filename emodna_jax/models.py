@@ -153,7 +153,11 @@ class DirectionalStack(nn.Module):
     """One direction of one encoder: 1x1 conv, then one temporal-aware block per dilation.
 
     Input [B, T, F] (already time-reversed for the backward direction) -> the time-averaged output of
-    every block, [B, num_dilations, filters] (TIM-Net pools each scale before fusing them).
+    every block, [B, num_dilations, filters] (TIM-Net pools each scale before fusing them), and the
+    last block's output [B, T, filters].
+
+    `first_level` > 0 makes the upper part of a stack whose lower blocks run elsewhere (the shared
+    trunk): no input projection, and blocks first_level ... dilations-1 with their own dilations.
     """
 
     filters: int
@@ -167,12 +171,13 @@ class DirectionalStack(nn.Module):
     per_corpus_bn: bool = False
     num_source: int | None = None
     stream: int = TARGET_STREAM
+    first_level: int = 0
 
     @nn.compact
-    def __call__(self, x: jax.Array, split: jax.Array | float = 1.0) -> jax.Array:
-        h = nn.Dense(self.filters, name="input_projection")(x)
+    def __call__(self, x: jax.Array, split: jax.Array | float = 1.0) -> tuple[jax.Array, jax.Array]:
+        h = nn.Dense(self.filters, name="input_projection")(x) if self.first_level == 0 else x
         pooled = []
-        for level in range(self.dilations):
+        for level in range(self.first_level, self.dilations):
             h = TemporalAwareBlock(
                 filters=self.filters,
                 kernel_size=self.kernel_size,
@@ -188,7 +193,7 @@ class DirectionalStack(nn.Module):
                 name=f"block_{level}",
             )(h, split)
             pooled.append(jnp.mean(h, axis=-2))
-        return jnp.stack(pooled, axis=-2)
+        return jnp.stack(pooled, axis=-2), h
 
 
 class EncoderTop(nn.Module):
@@ -225,6 +230,8 @@ class EmoDNAModel(nn.Module):
     bn_momentum: float = 0.99
     # "shared": one set of BatchNorm statistics over the joint batch; "per_corpus": CorpusBatchNorm.
     batch_norm: str = "shared"
+    # Lower temporal blocks shared by the emotion and corpus encoders (0 = two separate encoders).
+    shared_blocks: int = 0
     with_corpus_encoder: bool = True
     with_domain_head: bool = False
     axis_name: str | None = None
@@ -257,16 +264,7 @@ class EmoDNAModel(nn.Module):
         logits_c [B, D], logits_domain [B, D].
         """
         members = 2 * self.num_encoders  # (encoder, direction) pairs, ordered e_fwd, e_bwd, c_fwd, c_bwd
-        directions = jnp.stack([x, jnp.flip(x, axis=-2)])  # [2, B, T, F]
-        stacked = jnp.concatenate([directions] * self.num_encoders)  # [members, B, T, F]
-        stack = nn.vmap(
-            DirectionalStack,
-            variable_axes={"params": 0, "batch_stats": 0},
-            split_rngs={"params": True, "dropout": True},
-            in_axes=(0, 0),
-            out_axes=0,
-            axis_size=members,
-        )(
+        stack_args = dict(
             filters=self.filters,
             kernel_size=self.kernel_size,
             dilations=self.dilations,
@@ -278,12 +276,33 @@ class EmoDNAModel(nn.Module):
             per_corpus_bn=self.batch_norm == "per_corpus",
             num_source=num_source,
             stream=stream,
-            name="temporal_stacks",
         )
+
+        def vmapped_stacks(size: int, name: str, **extra: Any) -> nn.Module:
+            return nn.vmap(
+                DirectionalStack,
+                variable_axes={"params": 0, "batch_stats": 0},
+                split_rngs={"params": True, "dropout": True},
+                in_axes=(0, 0),
+                out_axes=0,
+                axis_size=size,
+            )(**{**stack_args, **extra}, name=name)
+
+        directions = jnp.stack([x, jnp.flip(x, axis=-2)])  # [2, B, T, F]
         # Per-corpus statistics in the emotion encoder only: the corpus encoder must still see what
-        # tells the corpora apart, which per-corpus normalisation would remove.
+        # tells the corpora apart, which per-corpus normalisation would remove. The shared trunk
+        # belongs to the emotion path (its pseudo-label forward runs it), so it takes its statistics.
         split = jnp.asarray([1.0, 1.0, 0.0, 0.0][:members], x.dtype)
-        scales = stack(stacked, split)  # [members, B, dilations, filters]
+        if self.shared_blocks:
+            trunk = vmapped_stacks(2, "shared_trunk", dilations=self.shared_blocks)
+            trunk_scales, h = trunk(directions, split[:2])  # [2, B, s, C], [2, B, T, C]
+            upper = vmapped_stacks(members, "temporal_stacks", first_level=self.shared_blocks)
+            upper_scales, _ = upper(jnp.concatenate([h] * self.num_encoders), split)
+            scales = jnp.concatenate([jnp.concatenate([trunk_scales] * self.num_encoders), upper_scales],
+                                     axis=-2)  # [members, B, dilations, filters]
+        else:
+            stacked = jnp.concatenate([directions] * self.num_encoders)  # [members, B, T, F]
+            scales, _ = vmapped_stacks(members, "temporal_stacks")(stacked, split)
         # TIM-Net adds the forward and backward outputs of each scale.
         scales = scales.reshape((self.num_encoders, 2) + scales.shape[1:]).sum(axis=1)
         tops = nn.vmap(
@@ -320,6 +339,7 @@ def create_model(config: Any, *, num_classes: int, num_corpora: int, axis_name: 
         embed_dim=config.model.embed_dim,
         bn_momentum=config.model.bn_momentum,
         batch_norm=config.model.batch_norm,
+        shared_blocks=config.model.shared_blocks,
         with_corpus_encoder=loss.corpus_id_weight > 0 or loss.decoupling_weight > 0,
         with_domain_head=loss.corpus_align == "dann" and loss.corpus_align_weight > 0,
         axis_name=axis_name,
@@ -331,7 +351,8 @@ def emotion_encoder_view(model: EmoDNAModel, variables: dict[str, Any]) -> tuple
     beyond slicing).
 
     Every (encoder, direction) member has its own BatchNorm, so on the same input this gives exactly
-    the z_e and logits_e of the full model: a pseudo-label forward needs only this half of the work.
+    the z_e and logits_e of the full model: a pseudo-label forward needs only this half of the work
+    (the shared trunk, when there is one, is kept whole: it is part of the emotion path).
     """
     members, encoders = 2, 1
     view = {}

@@ -56,7 +56,8 @@ REFUSALS = [
     ({"model.filters": 0}, ["config.model.filters=0"]),
     ({"model.dropout_rate": 1.0}, ["config.model.dropout_rate=1.0"]),
     ({"model.batch_norm": "per_domain"}, ["config.model.batch_norm='per_domain'", "per_corpus"]),
-    ({"model.shared_blocks": 2}, ["config.model.shared_blocks=2", "not implemented"]),
+    ({"model.shared_blocks": 3}, ["config.model.shared_blocks=3", "model.dilations=3"]),
+    ({"model.shared_blocks": -1}, ["config.model.shared_blocks=-1", "0 = separate"]),
 ]
 
 

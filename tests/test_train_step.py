@@ -54,3 +54,20 @@ def test_source_only_has_no_corpus_encoder_and_only_the_classification_loss():
     assert set(k for k in history[-1] if k.startswith("loss/")) == {"loss/cls", "loss/total"}
     np.testing.assert_allclose(float(history[-1]["loss/cls"]), float(history[-1]["loss/total"]))
     assert not any("corpus_classifier" in k for k in state.params)
+
+
+def test_shared_trunk_trains_with_every_emodna_loss():
+    config = helpers.tiny_config("emodna", **{"model.dilations": 3, "model.shared_blocks": 1,
+                                              "pseudo.warmup_steps": 1})
+    backend = parallel.create_backend("pmap", num_devices=1)
+    fns = step_functions.make_step_functions(config, num_classes=NUM_CLASSES, backend=backend)
+
+    def kernel(params):
+        return np.asarray(params["shared_trunk"]["block_0"]["CausalConv_0"]["taps"]["kernel"])
+
+    before = kernel(fns.init_state(config, helpers.TINY_SHAPE).params)
+    np.testing.assert_array_equal(before, kernel(fns.init_state(config, helpers.TINY_SHAPE).params))
+    state, history = train(config, 3)
+    assert {"loss/decoupling", "loss/corpus_align", "loss/class_align"} <= set(history[-1])
+    assert all(np.isfinite(float(v)) for k, v in history[-1].items() if k.startswith("loss/"))
+    assert not np.allclose(before, kernel(state.params))
