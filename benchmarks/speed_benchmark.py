@@ -141,6 +141,7 @@ CASES = {
     "source_only_pmap_1dev": lambda: jax_case("source_only", "pmap", 1, False),
     "emodna_adapt_shard_map_1dev": lambda: jax_case("emodna", "shard_map", 1, True),
     "emodna_literal_adapt_pmap_1dev": lambda: jax_case("emodna_literal", "pmap", 1, True),
+    "emodna_shared_trunk_adapt_pmap_1dev": lambda: jax_case("emodna_shared_trunk", "pmap", 1, True),
     "emodna_adapt_pmap_2dev": lambda: jax_case("emodna", "pmap", 2, True),
     "emodna_adapt_shard_map_2dev": lambda: jax_case("emodna", "shard_map", 2, True),
     "keras_timnet_xla": keras_case,
@@ -266,6 +267,9 @@ def main() -> None:
     if "emodna_adapt_pmap_1dev" in med and "source_only_pmap_1dev" in med:
         ratios.append(f"Emo-DNA adapt step / source-only step time: "
                       f"{med['emodna_adapt_pmap_1dev'] / med['source_only_pmap_1dev']:.2f}x")
+    if "emodna_adapt_pmap_1dev" in med and "emodna_shared_trunk_adapt_pmap_1dev" in med:
+        ratios.append(f"shared-trunk / separate-encoder Emo-DNA adapt step time: "
+                      f"{med['emodna_shared_trunk_adapt_pmap_1dev'] / med['emodna_adapt_pmap_1dev']:.2f}x")
     if "emodna_adapt_pmap_1dev" in med and "emodna_warmup_pmap_1dev" in med:
         ratios.append(f"adapt / warm-up step time: "
                       f"{med['emodna_adapt_pmap_1dev'] / med['emodna_warmup_pmap_1dev']:.2f}x")
