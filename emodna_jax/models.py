@@ -58,6 +58,8 @@ class CorpusBatchNorm(nn.Module):
     devices on `axis_name`) and updates its own row of the running statistics (batch_stats
     "mean"/"var" of shape [2, C]); where `split` is 0 (a scalar array, so that vmapped members can
     differ), both streams share the joint statistics, exactly as nn.BatchNorm, and both rows get them.
+    num_source=0 is a batch of target rows only: with `split` 1 they get exactly what the target half
+    of a joint batch gets (the pseudo-label forward relies on it).
     Inference: every row uses the running statistics of `stream` (SOURCE_STREAM or TARGET_STREAM).
     """
 
@@ -79,18 +81,22 @@ class CorpusBatchNorm(nn.Module):
             mean, var = running_mean.value[self.stream], running_var.value[self.stream]
             return (x - mean) * lax.rsqrt(var + self.epsilon) * scale + bias
         num_source = self.num_source
-        if num_source is None or not 0 < num_source < x.shape[0]:
-            raise ValueError(f"per-corpus BatchNorm in training needs 0 < num_source < batch size "
+        if num_source is None or not 0 <= num_source < x.shape[0]:
+            raise ValueError(f"per-corpus BatchNorm in training needs 0 <= num_source < batch size "
                              f"({x.shape[0]}), got num_source={num_source}")
+        # (row of the running statistics, rows of x) for each stream present; num_source=0 is a
+        # target-only batch (the pseudo-label forward), whose source row of statistics stays as it is.
+        halves = ((SOURCE_STREAM, x[:num_source]), (TARGET_STREAM, x[num_source:]))
+        streams = [(row, part) for row, part in halves if part.shape[0]]
         moments = []  # per stream: (mean, mean of squares) [C], averaged over devices
-        for part in (x[:num_source], x[num_source:]):
+        for _, part in streams:
             axes = tuple(range(part.ndim - 1))
             moments.append((part.mean(axes), jnp.square(part).mean(axes)))
         if self.axis_name is not None:
             moments = lax.pmean(moments, self.axis_name)
         # Joint statistics of the whole batch (source and target counts are the same on every device).
-        w_source = num_source / x.shape[0]
-        joint = [w_source * s + (1 - w_source) * t for s, t in zip(*moments)]
+        weights = [part.shape[0] / x.shape[0] for _, part in streams]
+        joint = [sum(w * m[i] for w, m in zip(weights, moments)) for i in range(2)]
         split = jnp.asarray(split, x.dtype)
         means, variances = [], []
         for mean, mean_sq in moments:
@@ -98,11 +104,12 @@ class CorpusBatchNorm(nn.Module):
             mean_sq = split * mean_sq + (1 - split) * joint[1]
             means.append(mean)
             variances.append(jnp.maximum(mean_sq - jnp.square(mean), 0.0))
-        if not self.is_initializing():
-            m = self.momentum
-            running_mean.value = m * running_mean.value + (1 - m) * jnp.stack(means)
-            running_var.value = m * running_var.value + (1 - m) * jnp.stack(variances)
-        sizes = (num_source, x.shape[0] - num_source)
+        m = self.momentum
+        for (row, _), mean, var in zip(streams, means, variances):
+            if not self.is_initializing():
+                running_mean.value = running_mean.value.at[row].set(m * running_mean.value[row] + (1 - m) * mean)
+                running_var.value = running_var.value.at[row].set(m * running_var.value[row] + (1 - m) * var)
+        sizes = [part.shape[0] for _, part in streams]
         mean = jnp.concatenate([jnp.broadcast_to(m, (n, channels)) for m, n in zip(means, sizes)])
         var = jnp.concatenate([jnp.broadcast_to(v, (n, channels)) for v, n in zip(variances, sizes)])
         shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (channels,)

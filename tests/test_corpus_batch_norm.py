@@ -98,3 +98,38 @@ def test_split_zero_is_plain_batch_norm_over_the_joint_batch():
                                    rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(mutated["batch_stats"]["var"][row], plain_stats["batch_stats"]["var"],
                                    rtol=1e-5)
+
+
+def test_target_only_batch_gets_what_the_target_half_of_a_joint_batch_gets():
+    """num_source=0 (the pseudo-label forward of per-corpus models): the same outputs and target row
+    of running statistics as the target half of a joint batch; the source row does not move."""
+    source, target = _halves(5)
+    joint = models.CorpusBatchNorm(use_running_average=False, momentum=MOMENTUM, axis_name=None, num_source=5)
+    alone = models.CorpusBatchNorm(use_running_average=False, momentum=MOMENTUM, axis_name=None, num_source=0)
+    x = jnp.concatenate([source, target])
+    variables = joint.init(jax.random.PRNGKey(0), x)
+    variables = {"params": {"scale": jnp.arange(1.0, 5.0), "bias": jnp.arange(4.0) - 1.0},
+                 "batch_stats": {"mean": jnp.full((2, 4), 0.5), "var": jnp.full((2, 4), 2.0)}}
+    y_joint, s_joint = joint.apply(variables, x, mutable=["batch_stats"])
+    y_alone, s_alone = alone.apply(variables, jnp.asarray(target), mutable=["batch_stats"])
+    np.testing.assert_allclose(y_alone, y_joint[5:], rtol=1e-5, atol=1e-5)
+    for name in ("mean", "var"):
+        np.testing.assert_allclose(s_alone["batch_stats"][name][models.TARGET_STREAM],
+                                   s_joint["batch_stats"][name][models.TARGET_STREAM], rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(s_alone["batch_stats"][name][models.SOURCE_STREAM],
+                                      variables["batch_stats"][name][models.SOURCE_STREAM])
+
+
+@pytest.mark.parametrize("shared_blocks", [0, 1])
+def test_pseudo_label_forward_on_the_target_half_matches_the_joint_batch(shared_blocks):
+    """What train_step._pseudo_labels relies on for per-corpus models: the emotion encoder on the
+    target rows alone gives the target logits of the joint-batch forward."""
+    config = helpers.tiny_config("emodna", **{"model.shared_blocks": shared_blocks})
+    assert config.model.batch_norm == "per_corpus"
+    model = models.create_model(config, num_classes=3, num_corpora=2, axis_name=None)
+    x = jax.random.normal(jax.random.PRNGKey(6), (8,) + helpers.TINY_SHAPE).at[5:].mul(3.0)
+    variables = model.init({"params": jax.random.PRNGKey(0)}, x, train=False)
+    e_model, e_vars = models.emotion_encoder_view(model, variables)
+    full, _ = model.apply(variables, x, train=True, use_dropout=False, num_source=5, mutable=["batch_stats"])
+    alone, _ = e_model.apply(e_vars, x[5:], train=True, use_dropout=False, num_source=0, mutable=["batch_stats"])
+    np.testing.assert_allclose(alone["logits_e"], full["logits_e"][5:], rtol=1e-5, atol=1e-5)
