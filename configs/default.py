@@ -88,6 +88,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     # Who makes pseudo-labels: "student" (stop-gradient forward without dropout) or "ema" teacher.
     c.pseudo.teacher = "student"
     c.pseudo.teacher_decay = 0.99
+    # Distribution alignment of the target probabilities before thresholding (ReMixMatch/AdaMatch):
+    # q * uniform / (running mean of q), renormalised, so over-predicted classes yield fewer pseudo-labels.
+    c.pseudo.distribution_alignment = False
     c.prototype_momentum = 0.9  # m of the prototype EMA
 
     # ---- optimisation -----------------------------------------------------------------------

@@ -23,6 +23,7 @@ def _no_adaptation(c: Config) -> None:
     c.loss.diversity_weight = 0.0
     c.pseudo.threshold = "none"
     c.pseudo.teacher = "student"
+    c.pseudo.distribution_alignment = False
 
 
 def source_only(c: Config) -> None:
@@ -68,6 +69,7 @@ def emodna_literal(c: Config) -> None:
     c.loss.diversity_weight = 0.0
     c.pseudo.threshold = "freematch"
     c.pseudo.teacher = "student"
+    c.pseudo.distribution_alignment = False
     c.model.batch_norm = "shared"
 
 

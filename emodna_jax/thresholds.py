@@ -13,6 +13,11 @@ Kinds:
   quantile   class-balanced: among the examples predicted as class k in the global batch, the top
              `fraction` by confidence pass (one class cannot swamp the others).
   none       no pseudo-labels.
+
+Distribution alignment (an option of every kind, `align_distribution`): before thresholding, the
+target probabilities are multiplied by prior / p~ (p~ the EMA of the mean target prediction kept by
+the state) and renormalised (ReMixMatch, Berthelot et al. 2020; AdaMatch, Berthelot et al. 2022), so
+that a class the model over-predicts on the target loses pseudo-labels to the classes it neglects.
 """
 
 import flax.struct
@@ -116,6 +121,25 @@ def quantile_thresholds(*, probs: jax.Array, mask: jax.Array, fraction: jax.Arra
     keep = jnp.clip(jnp.ceil(fraction * counts).astype(jnp.int32), 1, probs.shape[0])
     tau = jnp.take_along_axis(ranked, (keep - 1)[None, :], axis=0)[0]
     return jnp.where(counts > 0, tau, jnp.inf)
+
+
+def align_distribution(*, probs: jax.Array, running_mean: jax.Array, prior: jax.Array | None = None,
+                       eps: float = 1e-6) -> jax.Array:
+    """q~ = normalise(q * prior / p~): distribution alignment of target probabilities.
+
+    Args:
+      probs: [B, K] target probabilities q (stop-gradient).
+      running_mean: [K] p~, the running mean of q over the target (ThresholdState.class_confidence).
+      prior: [K] the class distribution the target predictions should have on average; None = uniform
+        (nothing is known of the target's class balance, and UAR weighs every class alike).
+    Returns:
+      [B] rows of q~, each summing to 1. With p~ = prior, q~ = q.
+    """
+    num_classes = probs.shape[-1]
+    if prior is None:
+        prior = jnp.full((num_classes,), 1.0 / num_classes, probs.dtype)
+    scaled = probs * (prior / jnp.maximum(running_mean, eps))
+    return scaled / jnp.maximum(scaled.sum(axis=-1, keepdims=True), eps)
 
 
 def confident_mask(*, probs: jax.Array, thresholds: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:

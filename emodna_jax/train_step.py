@@ -58,6 +58,7 @@ class StepSettings:
     quantile_end: float
     teacher: str
     teacher_decay: float
+    distribution_alignment: bool
     prototype_momentum: float
     axis_name: str = "batch"
 
@@ -90,6 +91,7 @@ class StepSettings:
             quantile_end=pseudo.quantile_end,
             teacher=pseudo.teacher,
             teacher_decay=pseudo.teacher_decay,
+            distribution_alignment=pseudo.distribution_alignment,
             prototype_momentum=config.prototype_momentum,
             axis_name=axis_name,
         )
@@ -106,7 +108,8 @@ def _pseudo_labels(
     """Stop-gradient pseudo-labels for the target half of x, and the updated threshold state.
 
     The forward uses batch statistics (so BatchNorm sees what the training forward sees) but no
-    dropout, from the student or from the EMA teacher.
+    dropout, from the student or from the EMA teacher. With `distribution_alignment` the returned
+    probabilities (and the pseudo-labels and thresholds applied to them) are the aligned ones.
     Returns (probs [Bt, K], pseudo [Bt], confident [Bt], new threshold state, tau [K]).
     """
     ax = settings.axis_name
@@ -126,6 +129,9 @@ def _pseudo_labels(
         thresholds.batch_statistics(probs=probs, mask=mask, fixed_threshold=settings.fixed_threshold), ax
     )
     new_thresholds = thresholds.update_thresholds(state.thresholds, sums=sums, ema=settings.threshold_ema)
+    if settings.distribution_alignment:
+        # The threshold statistics above stay those of the raw predictions (p~ is what is aligned away).
+        probs = thresholds.align_distribution(probs=probs, running_mean=new_thresholds.class_confidence)
     if settings.threshold == "quantile":
         span = max(settings.num_steps - settings.warmup_steps, 1)
         progress = jnp.clip((state.step - settings.warmup_steps) / span, 0.0, 1.0)

@@ -64,3 +64,33 @@ def test_flexmatch_lowers_thresholds_of_hard_classes():
 
 def test_schedule_tied_ema():
     assert abs(thresholds.schedule_tied_ema(400) - (1 - 1 / 40)) < 1e-12
+
+
+def test_distribution_alignment_matches_numpy_and_is_identity_at_the_prior():
+    probs = probs_batch()
+    running = jnp.array([0.5, 0.3, 0.2])
+    aligned = thresholds.align_distribution(probs=probs, running_mean=running)
+    p = np.asarray(probs) * (1 / 3) / np.asarray(running)
+    np.testing.assert_allclose(aligned, p / p.sum(1, keepdims=True), rtol=1e-6)
+    np.testing.assert_allclose(aligned.sum(-1), 1.0, rtol=1e-6)
+    # The over-predicted class 0 loses mass on every row; the neglected class 2 gains it.
+    assert np.all(np.asarray(aligned)[:, 0] < np.asarray(probs)[:, 0])
+    assert np.all(np.asarray(aligned)[:, 2] > np.asarray(probs)[:, 2])
+    same = thresholds.align_distribution(probs=probs, running_mean=jnp.full(3, 1 / 3))
+    np.testing.assert_allclose(same, probs, rtol=1e-6)
+    prior = jnp.array([0.2, 0.3, 0.5])
+    np.testing.assert_allclose(thresholds.align_distribution(probs=probs, running_mean=prior, prior=prior),
+                               probs, rtol=1e-6)
+
+
+def test_distribution_alignment_turns_a_neglected_class_into_confident_pseudo_labels():
+    """Row 1 is predicted as the over-predicted class 0 below the threshold; aligned, it flips to the
+    neglected class 1 above it."""
+    probs = jnp.array([[0.55, 0.4, 0.05]])
+    running = jnp.array([0.7, 0.1, 0.2])
+    tau = jnp.full(3, 0.7)
+    pseudo, confident = thresholds.confident_mask(probs=probs, thresholds=tau, mask=jnp.ones(1))
+    assert (int(pseudo[0]), float(confident[0])) == (0, 0.0)
+    aligned = thresholds.align_distribution(probs=probs, running_mean=running)
+    pseudo, confident = thresholds.confident_mask(probs=aligned, thresholds=tau, mask=jnp.ones(1))
+    assert (int(pseudo[0]), float(confident[0])) == (1, 1.0)
