@@ -91,6 +91,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     # Distribution alignment of the target probabilities before thresholding (ReMixMatch/AdaMatch):
     # q * uniform / (running mean of q), renormalised, so over-predicted classes yield fewer pseudo-labels.
     c.pseudo.distribution_alignment = False
+    # Keep a pseudo-label only where a strong view of the example (time shift, time and coefficient
+    # masks, noise: emodna_jax/augment.py) gets the same class: one more target-only forward a step.
+    c.pseudo.agreement = False
     c.prototype_momentum = 0.9  # m of the prototype EMA
 
     # ---- optimisation -----------------------------------------------------------------------

@@ -24,6 +24,7 @@ def _no_adaptation(c: Config) -> None:
     c.pseudo.threshold = "none"
     c.pseudo.teacher = "student"
     c.pseudo.distribution_alignment = False
+    c.pseudo.agreement = False
 
 
 def source_only(c: Config) -> None:
@@ -70,6 +71,7 @@ def emodna_literal(c: Config) -> None:
     c.pseudo.threshold = "freematch"
     c.pseudo.teacher = "student"
     c.pseudo.distribution_alignment = False
+    c.pseudo.agreement = False
     c.model.batch_norm = "shared"
 
 

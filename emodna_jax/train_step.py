@@ -25,11 +25,14 @@ import ml_collections
 import optax
 from jax import lax
 
-from emodna_jax import losses, models, prototypes, schedules, thresholds
+from emodna_jax import augment, losses, models, prototypes, schedules, thresholds
 from emodna_jax.models import EmoDNAModel
 from emodna_jax.train_state import TrainState
 
 Batch = dict[str, dict[str, jax.Array]]
+
+# fold_in data of the strong-view keys (dropout keys fold in the device index, which stays far below).
+_AUGMENT_STREAM = 0x7FFFFFFF
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +62,7 @@ class StepSettings:
     teacher: str
     teacher_decay: float
     distribution_alignment: bool
+    agreement: bool
     prototype_momentum: float
     axis_name: str = "batch"
 
@@ -92,6 +96,7 @@ class StepSettings:
             teacher=pseudo.teacher,
             teacher_decay=pseudo.teacher_decay,
             distribution_alignment=pseudo.distribution_alignment,
+            agreement=pseudo.agreement,
             prototype_momentum=config.prototype_momentum,
             axis_name=axis_name,
         )
@@ -104,13 +109,15 @@ class StepSettings:
 
 def _pseudo_labels(
     state: TrainState, x: jax.Array, num_source: int, *, model: EmoDNAModel, settings: StepSettings
-) -> tuple[jax.Array, jax.Array, jax.Array, thresholds.ThresholdState, jax.Array]:
+) -> tuple[jax.Array, jax.Array, jax.Array, thresholds.ThresholdState, jax.Array, dict[str, jax.Array]]:
     """Stop-gradient pseudo-labels for the target half of x, and the updated threshold state.
 
     The forward uses batch statistics (so BatchNorm sees what the training forward sees) but no
     dropout, from the student or from the EMA teacher. With `distribution_alignment` the returned
-    probabilities (and the pseudo-labels and thresholds applied to them) are the aligned ones.
-    Returns (probs [Bt, K], pseudo [Bt], confident [Bt], new threshold state, tau [K]).
+    probabilities (and the pseudo-labels and thresholds applied to them) are the aligned ones. With
+    `agreement` a pseudo-label stays confident only where a strong view of the example (augment.py)
+    is given the same class.
+    Returns (probs [Bt, K], pseudo [Bt], confident [Bt], new threshold state, tau [K], monitors).
     """
     ax = settings.axis_name
     variables = state.teacher if settings.teacher == "ema" else {
@@ -121,17 +128,26 @@ def _pseudo_labels(
     e_model, e_variables = models.emotion_encoder_view(model, variables)
     if model.batch_norm == "per_corpus":
         x, num_source = x[num_source:], 0
-    out, _ = e_model.apply(e_variables, x, train=True, use_dropout=False, num_source=num_source,
-                           mutable=["batch_stats"])
-    probs = jax.nn.softmax(lax.stop_gradient(out["logits_e"][num_source:]))
+
+    def target_probs(inputs):
+        out, _ = e_model.apply(e_variables, inputs, train=True, use_dropout=False, num_source=num_source,
+                               mutable=["batch_stats"])
+        return jax.nn.softmax(lax.stop_gradient(out["logits_e"][num_source:]))
+
+    probs = target_probs(x)
     mask = jnp.ones(probs.shape[:1], jnp.float32)
     sums = lax.psum(
         thresholds.batch_statistics(probs=probs, mask=mask, fixed_threshold=settings.fixed_threshold), ax
     )
     new_thresholds = thresholds.update_thresholds(state.thresholds, sums=sums, ema=settings.threshold_ema)
-    if settings.distribution_alignment:
+
+    def aligned(p):
         # The threshold statistics above stay those of the raw predictions (p~ is what is aligned away).
-        probs = thresholds.align_distribution(probs=probs, running_mean=new_thresholds.class_confidence)
+        if not settings.distribution_alignment:
+            return p
+        return thresholds.align_distribution(probs=p, running_mean=new_thresholds.class_confidence)
+
+    probs = aligned(probs)
     if settings.threshold == "quantile":
         span = max(settings.num_steps - settings.warmup_steps, 1)
         progress = jnp.clip((state.step - settings.warmup_steps) / span, 0.0, 1.0)
@@ -144,7 +160,17 @@ def _pseudo_labels(
             new_thresholds, kind=settings.threshold, tau_min=settings.tau_min,
             fixed_threshold=settings.fixed_threshold)
     pseudo, confident = thresholds.confident_mask(probs=probs, thresholds=tau, mask=mask)
-    return probs, pseudo, confident, new_thresholds, tau
+    monitors = {}
+    if settings.agreement:
+        num_target = probs.shape[0]
+        key = jax.random.fold_in(jax.random.fold_in(state.rng, state.step), _AUGMENT_STREAM)
+        keys = augment.example_keys(key, first_index=lax.axis_index(ax) * num_target, count=num_target)
+        strong = augment.strong_view(keys, x[num_source:])
+        strong_probs = aligned(target_probs(jnp.concatenate([x[:num_source], strong])))
+        agrees = (strong_probs.argmax(-1) == pseudo).astype(jnp.float32)
+        monitors["pseudo/agreement"] = lax.pmean(agrees.mean(), ax)
+        confident = confident * agrees
+    return probs, pseudo, confident, new_thresholds, tau, monitors
 
 
 def _global_mean(values: jax.Array, mask: jax.Array, axis_name: str) -> jax.Array:
@@ -192,9 +218,9 @@ def train_step(
     new_thresholds, tau = state.thresholds, jnp.full((settings.num_classes,), jnp.inf)
     pseudo = jnp.zeros((num_target,), jnp.int32)
     confident = jnp.zeros((num_target,), jnp.float32)
-    target_probs = None
+    target_probs, pseudo_monitors = None, {}
     if use_pseudo:
-        target_probs, pseudo, confident, new_thresholds, tau = _pseudo_labels(
+        target_probs, pseudo, confident, new_thresholds, tau, pseudo_monitors = _pseudo_labels(
             state, x, num_source, model=model, settings=settings)
     emotion_labels = jnp.concatenate([source_labels, pseudo])
     emotion_mask = jnp.concatenate([ones_s, confident])
@@ -269,7 +295,7 @@ def train_step(
         prototypes=new_banks, thresholds=new_thresholds, teacher=teacher)
 
     metrics = _monitors(parts, out, grads, num_source, confident, target_probs, tau, state, settings)
-    return new_state, metrics
+    return new_state, {**metrics, **pseudo_monitors}
 
 
 def _corpus_alignment(out, z_s, z_t, corpus_ids, ones_all, settings: StepSettings) -> jax.Array:

@@ -65,7 +65,8 @@ def test_one_device_equals_four(method):
     # Options that combine are tested together (each compile costs seconds on 2 cores).
     {"loss.class_align": "lmmd", "pseudo.threshold": "quantile", "pseudo.teacher": "ema",
      "loss.diversity_weight": 0.5},
-    {"pseudo.threshold": "flexmatch", "loss.corpus_align": "coral", "pseudo.distribution_alignment": True},
+    {"pseudo.threshold": "flexmatch", "loss.corpus_align": "coral", "pseudo.distribution_alignment": True,
+     "pseudo.agreement": True},
 ])
 def test_options_one_device_equals_four(variant):
     config = helpers.tiny_config("emodna", **variant)

@@ -71,3 +71,42 @@ def test_shared_trunk_trains_with_every_emodna_loss():
     assert {"loss/decoupling", "loss/corpus_align", "loss/class_align"} <= set(history[-1])
     assert all(np.isfinite(float(v)) for k, v in history[-1].items() if k.startswith("loss/"))
     assert not np.allclose(before, kernel(state.params))
+
+
+def test_agreement_keeps_only_pseudo_labels_that_the_strong_view_repeats():
+    """_pseudo_labels with agreement: the same pseudo-labels, and confident = confident without
+    agreement AND argmax of the strong view (recomputed here from augment.py) = the pseudo-label."""
+    import jax
+    import jax.numpy as jnp
+
+    from emodna_jax import augment, models, train_state, train_step
+
+    config = helpers.tiny_config("emodna", **{"pseudo.distribution_alignment": True})
+    model = models.create_model(config, num_classes=NUM_CLASSES, num_corpora=2, axis_name="batch")
+    state = train_state.create_train_state(config, model, train_state.create_optimizer(config),
+                                           feature_shape=helpers.TINY_SHAPE)
+    rng = np.random.default_rng(0)
+    batch = helpers.two_domain_batch(rng, devices=1, per_device=16, num_classes=NUM_CLASSES, shift=0.5)
+    x = jnp.concatenate([batch["source"]["features"][0], batch["target"]["features"][0]])
+    outputs = {}
+    for agreement in (False, True):
+        config.pseudo.agreement = agreement
+        settings = train_step.StepSettings.from_config(config, num_classes=NUM_CLASSES, num_corpora=2)
+        pseudo_fn = lambda s, v: train_step._pseudo_labels(s, v, 16, model=model, settings=settings)  # noqa: E731
+        outputs[agreement] = jax.tree.map(lambda a: a[0], jax.vmap(pseudo_fn, axis_name="batch")(
+            jax.tree.map(lambda a: a[None], state), x[None]))
+    probs, pseudo, plain, thresholds_state, _, _ = outputs[False]
+    _, pseudo_agree, confident, _, _, monitors = outputs[True]
+    np.testing.assert_array_equal(pseudo_agree, pseudo)
+    key = jax.random.fold_in(jax.random.fold_in(state.rng, state.step), train_step._AUGMENT_STREAM)
+    strong = augment.strong_view(augment.example_keys(key, first_index=0, count=16), x[16:])
+    e_model, e_vars = models.emotion_encoder_view(model.clone(axis_name=None), {
+        "params": state.params, "batch_stats": state.batch_stats})
+    out, _ = e_model.apply(e_vars, strong, train=True, use_dropout=False, num_source=0, mutable=["batch_stats"])
+    from emodna_jax import thresholds
+    strong_probs = thresholds.align_distribution(probs=jax.nn.softmax(out["logits_e"]),
+                                                 running_mean=thresholds_state.class_confidence)
+    agrees = np.asarray(strong_probs.argmax(-1) == pseudo, np.float32)
+    np.testing.assert_array_equal(confident, np.asarray(plain) * agrees)
+    np.testing.assert_allclose(monitors["pseudo/agreement"], agrees.mean(), rtol=1e-6)
+    assert 0 < agrees.mean() < 1  # the strong view changes some predictions on this toy, not all
