@@ -159,13 +159,24 @@ def report(setting_dir: str, tasks: list[str], methods: list[str], command: str,
     lines += ["", "WAR %:", ""] + table(runs, tasks, methods, "war")
     lines += ["", "Label-free diagnostics of the target (no labels read; mean over every finished run of the "
               "method): soft neighbourhood density (higher = predictions cluster), mean prediction entropy "
-              "(nats), and the largest share of the target predicted as one class (1/K = 0.2 is balanced):",
+              "(nats), the largest share of the target predicted as one class (1/K = 0.2 is balanced), and, "
+              "from the last training step of the runs that record it, the source cross-entropy (label-smoothed) and the "
+              "share of the target batch with a confident pseudo-label:",
               ""] + diagnostics_table(runs, methods)
     return "\n".join(lines) + "\n"
 
 
+def _monitor_mean(found: list[dict], name: str) -> str:
+    """Mean of a last-step training monitor over the runs that recorded it, with their count."""
+    values = [r["train_monitors"][name] for r in found if name in r.get("train_monitors", {})]
+    if not values:
+        return "-"
+    return f"{sum(values) / len(values):.2f}" + ("" if len(values) == len(found) else f" (n={len(values)})")
+
+
 def diagnostics_table(runs: dict, methods: list[str]) -> list[str]:
-    lines = ["| method | runs | SND | prediction entropy | largest class share |", "|---|---:|---:|---:|---:|"]
+    lines = ["| method | runs | SND | prediction entropy | largest class share | source CE | confident share |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for method in methods:
         found = [r for (_, m), rs in runs.items() if m == method for r in rs if "label_free" in r]
         if not found:
@@ -174,7 +185,8 @@ def diagnostics_table(runs: dict, methods: list[str]) -> list[str]:
         share = [max(r["label_free"]["prediction_histogram"]) / max(sum(r["label_free"]["prediction_histogram"]), 1e-9)
                  for r in found]
         lines.append(f"| {method} | {len(found)} | {mean([r['label_free']['snd'] for r in found]):.2f} | "
-                     f"{mean([r['label_free']['mean_prediction_entropy'] for r in found]):.2f} | {mean(share):.2f} |")
+                     f"{mean([r['label_free']['mean_prediction_entropy'] for r in found]):.2f} | {mean(share):.2f} | "
+                     f"{_monitor_mean(found, 'loss/cls')} | {_monitor_mean(found, 'pseudo/confident_fraction')} |")
     return lines
 
 

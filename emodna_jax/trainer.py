@@ -226,6 +226,8 @@ def final_report(config, workdir, fns, state, data, last_metrics, timing, writer
         "num_target_examples": summary["num_examples"],
         "prediction_histogram": summary["prediction_histogram"],  # counts of argmax predictions
         "train_loss": float(last_metrics.get("loss/total", float("nan"))),
+        # The last step's scalar losses and pseudo-label monitors (label-free: source CE, confident share).
+        "train_monitors": {k: float(np.asarray(v)) for k, v in last_metrics.items() if np.size(v) == 1},
         "label_free": label_free_diagnostics(target),
         "train_seconds": timing["train_seconds"],
         "wall_seconds": timing.get("wall_seconds"),

@@ -128,6 +128,10 @@ def test_run_writes_results_logs_and_checkpoints(uninterrupted):
                  "monitor/target_prediction_hist/fear", "monitor/z_e_norm", "monitor/target_uar"):
         assert name in scalars, name
     assert scalars["loss/total"][12] == pytest.approx(on_disk["train_loss"])
+    monitors = on_disk["train_monitors"]
+    for name in ("loss/cls", "loss/total", "pseudo/confident_fraction"):
+        assert monitors[name] == pytest.approx(scalars[name][12]), name
+    assert "pseudo/thresholds" not in monitors  # vectors stay in the logs
     ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"))
     assert ckpt.all_steps() == [9, 12]  # max_checkpoints = 2
     ckpt.close()
