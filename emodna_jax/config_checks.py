@@ -136,6 +136,12 @@ def validate(config: ml_collections.ConfigDict, *, num_devices: int | None = Non
         _require(pseudo.threshold != "none",
                  f"config.loss.class_align={loss.class_align!r} needs pseudo-labels: set config.pseudo.threshold "
                  "(e.g. 'freematch') or config.loss.class_align='none'")
+    makes_pseudo = pseudo.threshold != "none" and (uses_pseudo or loss.decoupling_weight > 0)
+    for name in ("distribution_alignment", "agreement"):
+        _require(not pseudo[name] or makes_pseudo,
+                 f"config.pseudo.{name}=True acts on pseudo-labels, which this config never makes "
+                 f"(pseudo.threshold={pseudo.threshold!r}, class-level and decoupling weights off): "
+                 f"set config.pseudo.{name}=False or choose a method that uses pseudo-labels")
     for name in ("log_every", "checkpoint_every", "max_checkpoints", "eval_batch_size"):
         _require(config[name] >= 1, f"config.{name}={config[name]} must be >= 1")
     _require(config.monitor_target_every >= 0,
