@@ -182,6 +182,9 @@ class DirectionalStack(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, split: jax.Array | float = 1.0) -> tuple[jax.Array, jax.Array]:
+        if not 0 <= self.first_level < self.dilations:
+            raise ValueError(f"a stack's first level {self.first_level} must be in [0, dilations={self.dilations}): "
+                             "config.model.shared_blocks must be below config.model.dilations")
         h = nn.Dense(self.filters, name="input_projection")(x) if self.first_level == 0 else x
         pooled = []
         for level in range(self.first_level, self.dilations):

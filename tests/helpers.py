@@ -13,6 +13,8 @@ def tiny_config(method: str = "emodna", **overrides) -> ml_collections.ConfigDic
     c = default.get_config(method)
     c.model.filters = 4
     c.model.dilations = 2
+    if c.model.shared_blocks:  # a shared-trunk method set it from the full depth: keep it below
+        c.model.shared_blocks = 1
     c.model.embed_dim = 8
     c.model.dropout_rate = 0.0  # dropout masks depend on the device count; 1-vs-N tests need none
     c.num_steps = 20
