@@ -157,6 +157,11 @@ def report(setting_dir: str, tasks: list[str], methods: list[str], command: str,
              "and test set, 5 shared classes):", ""]
     lines += table(runs, tasks, methods, "uar")
     lines += ["", "WAR %:", ""] + table(runs, tasks, methods, "war")
+    if "source_only" in methods:
+        lines += ["", "UAR paired with source-only on the same task and seed (the seed fixes the initialisation "
+                  "and the batch order): mean and sample std of the difference over the pairs that both "
+                  "finished, and how many pairs the method is above source-only:", ""]
+        lines += paired_table(runs, tasks, [m for m in methods if m != "source_only"], "source_only")
     lines += ["", "Label-free diagnostics of the target (no labels read; mean over every finished run of the "
               "method): soft neighbourhood density (higher = predictions cluster), mean prediction entropy "
               "(nats), the largest share of the target predicted as one class (1/K = 0.2 is balanced), and, "
@@ -164,6 +169,22 @@ def report(setting_dir: str, tasks: list[str], methods: list[str], command: str,
               "share of the target batch with a confident pseudo-label:",
               ""] + diagnostics_table(runs, methods)
     return "\n".join(lines) + "\n"
+
+
+def paired_table(runs: dict, tasks: list[str], methods: list[str], reference: str) -> list[str]:
+    """Per method: UAR minus the reference's UAR over (task, seed) pairs where both finished."""
+    def by_pair(method):
+        return {(t, r["seed"]): r["uar"] for t in tasks for r in runs.get((t, method), []) if r.get("uar") is not None}
+
+    base = by_pair(reference)
+    lines = [f"| method | pairs | UAR - {reference} | pairs above |", "|---|---:|---:|---:|"]
+    for method in methods:
+        own = by_pair(method)
+        diffs = [own[k] - base[k] for k in sorted(own) if k in base]
+        if diffs:
+            lines.append(f"| {method} | {len(diffs)} | {mean_std(diffs).replace(' (n=', ' (pairs=')} | "
+                         f"{sum(d > 0 for d in diffs)} |")
+    return lines
 
 
 def _monitor_mean(found: list[dict], name: str) -> str:
