@@ -1,0 +1,27 @@
+"""The accuracy benchmark's report: paired differences and last-step monitors (pure Python, no runs)."""
+
+from benchmarks import accuracy_benchmark as bench
+
+
+def run(task, seed, uar, **monitors):
+    return {"task": task, "seed": seed, "uar": uar, "train_monitors": monitors,
+            "label_free": {"snd": 1.0, "mean_prediction_entropy": 1.0, "prediction_histogram": [0.5, 0.5]}}
+
+
+def test_paired_table_pairs_by_task_and_seed_only():
+    runs = {("c2b", "source_only"): [run("c2b", 0, 30.0), run("c2b", 1, 32.0)],
+            ("c2e", "source_only"): [run("c2e", 0, 20.0)],
+            ("c2b", "emodna"): [run("c2b", 0, 33.0), run("c2b", 1, 31.0), run("c2b", 2, 50.0)],  # seed 2 unpaired
+            ("c2e", "emodna"): [run("c2e", 0, 26.0)]}
+    lines = bench.paired_table(runs, ["c2b", "c2e"], ["emodna"], "source_only")
+    # differences +3, -1, +6: mean 2.67, sample std 3.51, two pairs above
+    assert lines[-1] == "| emodna | 3 | 2.7 ± 3.5 | 2 |"
+
+
+def test_diagnostics_table_reports_monitors_only_from_runs_that_have_them():
+    runs = {("c2b", "emodna"): [run("c2b", 0, 30.0, **{"loss/cls": 1.0, "pseudo/confident_fraction": 0.2}),
+                                run("c2b", 1, 30.0, **{"loss/cls": 0.5})],
+            ("c2b", "source_only"): [run("c2b", 0, 30.0)]}
+    lines = bench.diagnostics_table(runs, ["emodna", "source_only"])
+    assert lines[2].endswith("| 0.75 | 0.20 (n=1) |")
+    assert lines[3].endswith("| - | - |")
