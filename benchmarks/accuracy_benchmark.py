@@ -123,8 +123,9 @@ def source_side_report(setting_dir: str, tasks: list[str], methods: list[str], c
     runs = collect(setting_dir)
     for rs in runs.values():
         for r in rs:
-            r["source_ce"] = last_source_ce(os.path.join(setting_dir, r["task"], r["method"],
-                                                         f"seed{r['seed']}", "train.log"))
+            recorded = r.get("train_monitors", {}).get("loss/cls")
+            r["source_ce"] = recorded if recorded is not None else last_source_ce(
+                os.path.join(setting_dir, r["task"], r["method"], f"seed{r['seed']}", "train.log"))
     lines = [f"## {section}", "", f"Command (from the repository root): `{command}`", "",
              "Source-validation UAR % (held-out source speakers, `config.source_val_speakers=auto`):", ""]
     lines += table(runs, tasks, methods, "source_val_uar")
@@ -134,7 +135,8 @@ def source_side_report(setting_dir: str, tasks: list[str], methods: list[str], c
 
 
 def last_source_ce(log_path: str) -> float | None:
-    """The `cls` loss of the last progress line of a run's train.log."""
+    """The `cls` loss of the last progress line of a run's train.log (for runs whose results.json
+    predates its `train_monitors` field)."""
     value = None
     if os.path.exists(log_path):
         for line in open(log_path):
