@@ -104,9 +104,9 @@ class CorpusBatchNorm(nn.Module):
             mean_sq = split * mean_sq + (1 - split) * joint[1]
             means.append(mean)
             variances.append(jnp.maximum(mean_sq - jnp.square(mean), 0.0))
-        m = self.momentum
-        for (row, _), mean, var in zip(streams, means, variances):
-            if not self.is_initializing():
+        if not self.is_initializing():
+            m = self.momentum
+            for (row, _), mean, var in zip(streams, means, variances):
                 running_mean.value = running_mean.value.at[row].set(m * running_mean.value[row] + (1 - m) * mean)
                 running_var.value = running_var.value.at[row].set(m * running_var.value[row] + (1 - m) * var)
         sizes = [part.shape[0] for _, part in streams]
