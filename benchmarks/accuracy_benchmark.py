@@ -65,14 +65,15 @@ def run_one(task: str, method: str, seed: int, workdir: str, overrides: list[str
     return time.time() - tick
 
 
-def mean_std(values: list[float], digits: int = 1) -> str:
+def mean_std(values: list[float], digits: int = 1, count: str = "n") -> str:
+    """"mean ± sample std", with "(count=N)" added below three values."""
     if not values:
         return "-"
     mean = sum(values) / len(values)
     if len(values) == 1:
-        return f"{mean:.{digits}f} (n=1)"
+        return f"{mean:.{digits}f} ({count}=1)"
     std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
-    return f"{mean:.{digits}f} ± {std:.{digits}f}" + ("" if len(values) >= 3 else f" (n={len(values)})")
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" + ("" if len(values) >= 3 else f" ({count}={len(values)})")
 
 
 def collect(setting_dir: str) -> dict:
@@ -184,7 +185,7 @@ def paired_table(runs: dict, tasks: list[str], methods: list[str], reference: st
         own = by_pair(method)
         diffs = [own[k] - base[k] for k in sorted(own) if k in base]
         if diffs:
-            lines.append(f"| {method} | {len(diffs)} | {mean_std(diffs).replace(' (n=', ' (pairs=')} | "
+            lines.append(f"| {method} | {len(diffs)} | {mean_std(diffs, count='pairs')} | "
                          f"{sum(d > 0 for d in diffs)} |")
     return lines
 

@@ -136,7 +136,9 @@ def validate(config: ml_collections.ConfigDict, *, num_devices: int | None = Non
         _require(pseudo.threshold != "none",
                  f"config.loss.class_align={loss.class_align!r} needs pseudo-labels: set config.pseudo.threshold "
                  "(e.g. 'freematch') or config.loss.class_align='none'")
-    makes_pseudo = pseudo.threshold != "none" and (uses_pseudo or loss.decoupling_weight > 0)
+    makes_pseudo = thresholds.makes_pseudo_labels(
+        threshold=pseudo.threshold, decoupling_weight=loss.decoupling_weight,
+        class_align=loss.class_align, class_align_weight=loss.class_align_weight)
     for name in ("distribution_alignment", "agreement"):
         _require(not pseudo[name] or makes_pseudo,
                  f"config.pseudo.{name}=True acts on pseudo-labels, which this config never makes "

@@ -104,7 +104,9 @@ class StepSettings:
     @property
     def uses_pseudo_labels(self) -> bool:
         """Whether the adaptation phase makes target pseudo-labels at all."""
-        return self.threshold != "none" and (self.decoupling_weight > 0 or self.class_align_weight > 0)
+        return thresholds.makes_pseudo_labels(
+            threshold=self.threshold, decoupling_weight=self.decoupling_weight,
+            class_align=self.class_align, class_align_weight=self.class_align_weight)
 
 
 def _pseudo_labels(
