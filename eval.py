@@ -45,7 +45,8 @@ def main(argv: list[str]) -> None:
         raise SystemExit(f"[eval] {error}") from None
     if "uar" in result:
         print(f"[eval] {result['corpus']}: UAR {result['uar']:.2f}  WAR {result['war']:.2f}  "
-              f"({result['num_examples']} examples, step {result['step']})")
+              f"({result['num_examples']} examples, step {result['step']}); labelled by its own class "
+              f"centroids: UAR {result['centroid']['uar']:.2f}  WAR {result['centroid']['war']:.2f}")
     else:
         print(f"[eval] {result['corpus']}: no labels; prediction histogram {result['prediction_histogram']}")
 

@@ -10,7 +10,7 @@ from typing import Any, Iterable
 import jax
 import numpy as np
 
-from emodna_jax import metrics, models
+from emodna_jax import metrics, models, transductive
 
 # Which corpus' statistics a per-corpus BatchNorm uses for each evaluation split.
 STREAMS = {"target": models.TARGET_STREAM, "source": models.SOURCE_STREAM, "source_val": models.SOURCE_STREAM}
@@ -74,3 +74,9 @@ def report(predictions: Predictions, class_names: tuple[str, ...]) -> dict[str, 
     if predictions.has_labels:
         out.update(metrics.summarize(predictions.confusion(len(class_names)), class_names))
     return out
+
+
+def centroid_report(predictions: Predictions, class_names: tuple[str, ...]) -> dict[str, Any]:
+    """`report` of the split relabelled by its own class centroids in z_e (transductive.py; label-free)."""
+    probs = transductive.centroid_probs(probs=predictions.probs, features=predictions.z_e)
+    return report(dataclasses.replace(predictions, probs=probs), class_names)

@@ -48,7 +48,8 @@ def evaluate_workdir(workdir: str, *, corpus: str | None = None, split: str | No
     result = {"workdir": os.path.abspath(workdir), "corpus": config.target, "split": config.target_split,
               "method": config.method, "classes": list(data.class_names),
               "step": int(jax.device_get(fns.backend.unreplicate(state).step)), **summary,
-              "label_free": trainer.label_free_diagnostics(predictions)}
+              "label_free": trainer.label_free_diagnostics(predictions),
+              "centroid": evaluation.centroid_report(predictions, data.class_names)}
     if not predictions.has_labels:
         result["predictions"] = _prediction_rows(data.eval_examples("target"), predictions.probs,
                                                  data.class_names)

@@ -229,6 +229,8 @@ def final_report(config, workdir, fns, state, data, last_metrics, timing, writer
         # The last step's scalar losses and pseudo-label monitors (label-free: source CE, confident share).
         "train_monitors": {k: float(np.asarray(v)) for k, v in last_metrics.items() if np.size(v) == 1},
         "label_free": label_free_diagnostics(target),
+        # The same target labelled by its own class centroids (transductive, label-free inference).
+        "centroid": evaluation.centroid_report(target, data.class_names),
         "train_seconds": timing["train_seconds"],
         "wall_seconds": timing.get("wall_seconds"),
         # Source + target examples per second over the steps this process ran, compilation excluded.
@@ -239,9 +241,9 @@ def final_report(config, workdir, fns, state, data, last_metrics, timing, writer
         "argv": list(sys.argv),  # the command, when run as train.py
     }
     if config.source_val_speakers:
-        val = evaluation.report(evaluation.predict(fns, state, data.eval_batches("source_val"), split="source_val"),
-                                data.class_names)
-        results["source_val_uar"] = val.get("uar")
+        val = evaluation.predict(fns, state, data.eval_batches("source_val"), split="source_val")
+        results["source_val_uar"] = evaluation.report(val, data.class_names).get("uar")
+        results["source_val_centroid_uar"] = evaluation.centroid_report(val, data.class_names).get("uar")
     if jax.process_index() != 0:
         return results
     run_logging.write_json(os.path.join(workdir, "results.json"), results)

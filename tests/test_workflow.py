@@ -119,6 +119,9 @@ def test_run_writes_results_logs_and_checkpoints(uninterrupted):
     assert list(on_disk["prediction_histogram"].values()) == list(confusion.sum(0))
     assert on_disk["devices"].startswith("4 x cpu (pmap)")
     assert np.isfinite(on_disk["train_loss"]) and on_disk["examples_per_s"] > 0
+    centroid = on_disk["centroid"]  # the target relabelled by its own class centroids
+    assert 0 <= centroid["uar"] <= 100 and np.asarray(centroid["confusion"]).sum() == 200
+    assert sum(centroid["prediction_histogram"].values()) == 200
     assert os.path.exists(os.path.join(workdir, "config.json"))
     assert not os.path.exists(os.path.join(workdir, "confusion.png"))  # config.plots=False
     scalars = run_logging.read_scalars(os.path.join(workdir, "logs"))
@@ -146,6 +149,7 @@ def test_eval_reproduces_the_results_exactly(uninterrupted, tmp_path):
         assert on_disk[key] == json.loads(json.dumps(results[key])), key
         assert evaluated[key] == results[key]
     assert on_disk["label_free"] == results["label_free"]
+    assert on_disk["centroid"] == json.loads(json.dumps(results["centroid"]))
 
 
 def test_predicting_files_matches_the_eval_stream(uninterrupted, tmp_path):
