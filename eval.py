@@ -33,10 +33,13 @@ def main(argv: list[str]) -> None:
     try:
         if FLAGS.predict:
             rows = inference.predict_files(FLAGS.workdir, FLAGS.predict, output=FLAGS.output)
-            names = [k for k in rows[0] if k not in ("file", "prediction")]
-            print(f"{'file':40s} {'prediction':10s} " + " ".join(f"{n[:7]:>7s}" for n in names))
+            names = [k for k in rows[0] if k not in ("file", "prediction", "centroid_prediction")]
+            centroid = "centroid_prediction" in rows[0]  # the set labelled by its own class centroids
+            print(f"{'file':40s} {'prediction':10s} " + (f"{'centroid':10s} " if centroid else "")
+                  + " ".join(f"{n[:7]:>7s}" for n in names))
             for row in rows:
                 print(f"{os.path.basename(row['file'])[:40]:40s} {row['prediction']:10s} "
+                      + (f"{row['centroid_prediction']:10s} " if centroid else "")
                       + " ".join(f"{row[n]:7.3f}" for n in names))
             return
         result = inference.evaluate_workdir(FLAGS.workdir, corpus=FLAGS.corpus, split=FLAGS.split,

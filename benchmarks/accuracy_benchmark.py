@@ -82,8 +82,16 @@ def collect(setting_dir: str) -> dict:
     for path in sorted(glob.glob(os.path.join(setting_dir, "*", "*", "seed*", "results.json"))):
         task, method = path.split(os.sep)[-4:-2]
         with open(path) as f:
-            out.setdefault((task, method), []).append(json.load(f))
+            result = json.load(f)
+        if "centroid" in result:  # the target labelled by its own class centroids (transductive.py)
+            result["centroid_uar"] = result["centroid"].get("uar")
+        out.setdefault((task, method), []).append(result)
     return out
+
+
+def recording(runs: dict, tasks: list[str], methods: list[str], metric: str) -> list[str]:
+    """The methods with at least one run that records `metric`."""
+    return [m for m in methods if any(r.get(metric) is not None for t in tasks for r in runs.get((t, m), []))]
 
 
 def task_label(task: str) -> str:
@@ -130,6 +138,9 @@ def source_side_report(setting_dir: str, tasks: list[str], methods: list[str], c
     lines = [f"## {section}", "", f"Command (from the repository root): `{command}`", "",
              "Source-validation UAR % (held-out source speakers, `config.source_val_speakers=auto`):", ""]
     lines += table(runs, tasks, methods, "source_val_uar")
+    if centroid := recording(runs, tasks, methods, "source_val_centroid_uar"):
+        lines += ["", "Source-validation UAR % with the held-out speakers labelled by their own class centroids:", ""]
+        lines += table(runs, tasks, centroid, "source_val_centroid_uar")
     lines += ["", "Source cross-entropy at the last step (training batch, label smoothing 0.1):", ""]
     lines += table(runs, tasks, methods, "source_ce", digits=2)
     return "\n".join(lines) + "\n"
@@ -160,6 +171,10 @@ def report(setting_dir: str, tasks: list[str], methods: list[str], command: str,
              "and test set, 5 shared classes):", ""]
     lines += table(runs, tasks, methods, "uar")
     lines += ["", "WAR %:", ""] + table(runs, tasks, methods, "war")
+    if centroid := recording(runs, tasks, methods, "centroid_uar"):
+        lines += ["", "UAR % with the target labelled by its own class centroids (`emodna_jax/transductive.py`, "
+                  "label-free; only the runs that record it, so a row may cover fewer seeds than above):", ""]
+        lines += table(runs, tasks, centroid, "centroid_uar")
     if "source_only" in methods:
         lines += ["", "UAR paired with source-only on the same task and seed (the seed fixes the initialisation "
                   "and the batch order): mean and sample std of the difference over the pairs that both "

@@ -9,10 +9,13 @@ import jax
 import ml_collections
 import numpy as np
 
+from configs import default as default_config
 from emodna_jax import (
-    checkpointing, evaluation, features, input_pipeline, normalization, run_logging, trainer)
+    checkpointing, evaluation, features, input_pipeline, normalization, run_logging, trainer, transductive)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+# predictions.csv gets a centroid_prediction column from this many files per class upwards.
+CENTROID_MIN_PER_CLASS = 5
 
 
 def load_run(workdir: str, **overrides: Any) -> tuple[ml_collections.ConfigDict, Any, Any, Any]:
@@ -24,6 +27,7 @@ def load_run(workdir: str, **overrides: Any) -> tuple[ml_collections.ConfigDict,
         raise FileNotFoundError(f"{path} not found: {workdir} is not a training workdir (run train.py first)")
     with open(path) as f:
         config = ml_collections.ConfigDict(json.load(f))
+    _fill_missing(config, default_config.get_config())
     for key, value in overrides.items():
         if value is not None:
             config[key] = value
@@ -34,6 +38,16 @@ def load_run(workdir: str, **overrides: Any) -> tuple[ml_collections.ConfigDict,
     state, _ = checkpointer.restore(trainer.init_state(config, fns, data))
     checkpointer.close()
     return config, data, fns, fns.backend.replicate(state)
+
+
+def _fill_missing(config: ml_collections.ConfigDict, defaults: ml_collections.ConfigDict) -> None:
+    """Adds the fields a run's saved config lacks because they were introduced after it was trained,
+    with today's defaults (every option added later defaults to the behaviour before it)."""
+    for key, value in defaults.items():
+        if key not in config:
+            config[key] = value
+        elif isinstance(value, ml_collections.ConfigDict) and isinstance(config[key], ml_collections.ConfigDict):
+            _fill_missing(config[key], value)
 
 
 def evaluate_workdir(workdir: str, *, corpus: str | None = None, split: str | None = None,
@@ -70,10 +84,17 @@ def predict_files(workdir: str, path: str, *, output: str | None = None) -> list
     x = np.stack([features.features_from_file(f, feature_config) for f in files])
     # New recordings are standardised like the target corpus the model was adapted to.
     x = normalization.apply(_target_stats(config, data), x)
-    probs = evaluation.predict(fns, state, _padded_batches(x, fns.backend.num_devices,
-                                                           data.per_device_eval_batch)).probs
+    predictions = evaluation.predict(fns, state, _padded_batches(x, fns.backend.num_devices,
+                                                                 data.per_device_eval_batch))
+    probs = predictions.probs
     rows = [{"file": f, "prediction": data.class_names[int(p.argmax())],
              **{n: float(v) for n, v in zip(data.class_names, p)}} for f, p in zip(files, probs)]
+    if len(files) >= CENTROID_MIN_PER_CLASS * len(data.class_names):
+        # The set labelled by its own class centroids (transductive.py): one label per file, decided
+        # together, so it is offered only for a set large enough to hold every class several times.
+        centroid = transductive.centroid_probs(probs=probs, features=predictions.z_e).argmax(1)
+        for row, k in zip(rows, centroid):
+            row["centroid_prediction"] = data.class_names[int(k)]
     output = output or os.path.join(workdir, "predictions.csv")
     with open(output, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))

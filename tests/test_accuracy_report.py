@@ -1,5 +1,7 @@
 """The accuracy benchmark's report: paired differences and last-step monitors (pure Python, no runs)."""
 
+import json
+
 from benchmarks import accuracy_benchmark as bench
 
 
@@ -25,3 +27,22 @@ def test_diagnostics_table_reports_monitors_only_from_runs_that_have_them():
     lines = bench.diagnostics_table(runs, ["emodna", "source_only"])
     assert lines[2].endswith("| 0.75 | 0.20 (n=1) |")
     assert lines[3].endswith("| - | - |")
+
+
+def test_report_adds_a_centroid_table_for_the_runs_that_record_it(tmp_path):
+    def write(task, method, seed, uar, centroid=None):
+        folder = tmp_path / task / method / f"seed{seed}"
+        folder.mkdir(parents=True)
+        result = {**run(task, seed, uar), "war": uar, "method": method}
+        if centroid is not None:
+            result["centroid"] = {"uar": centroid}
+        (folder / "results.json").write_text(json.dumps(result))
+
+    write("c2b", "source_only", 0, 30.0)
+    write("c2b", "emodna", 0, 31.0, centroid=35.0)
+    write("c2b", "emodna", 1, 33.0)  # older run: no centroid field
+    text = bench.report(str(tmp_path), ["c2b"], ["source_only", "emodna"], "cmd")
+    centroid_part = text.split("labelled by its own class centroids")[1].split("\n\n")[1]
+    assert "| emodna | 35.0 (n=1) | 35.0 (n=1) |" in centroid_part
+    assert "source_only" not in centroid_part
+    assert "| emodna | 32.0 ± 1.4 (n=2) |" in text  # the head's table keeps every run

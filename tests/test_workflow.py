@@ -9,6 +9,7 @@ later one a few seconds.
 
 import json
 import os
+import shutil
 import signal
 
 import jax
@@ -152,6 +153,18 @@ def test_eval_reproduces_the_results_exactly(uninterrupted, tmp_path):
     assert on_disk["centroid"] == json.loads(json.dumps(results["centroid"]))
 
 
+def test_a_run_saved_before_newer_config_fields_still_evaluates(uninterrupted, tmp_path):
+    """config.json of an older version lacks options added since: they take today's defaults."""
+    _, workdir, results = uninterrupted
+    older = tmp_path / "older_run"
+    shutil.copytree(workdir, older, ignore=shutil.ignore_patterns("eval"))
+    saved = read_json(older / "config.json")
+    del saved["pseudo"]["agreement"], saved["model"]["shared_blocks"]
+    (older / "config.json").write_text(json.dumps(saved))
+    evaluated = inference.evaluate_workdir(str(older), plots=False)
+    assert evaluated["uar"] == results["uar"] and evaluated["step"] == 12
+
+
 def test_predicting_files_matches_the_eval_stream(uninterrupted, tmp_path):
     """A practitioner's path (audio file -> features -> target statistics -> model) gives the
     probabilities the eval stream gives for the same recordings."""
@@ -178,6 +191,25 @@ def test_predicting_files_matches_the_eval_stream(uninterrupted, tmp_path):
         assert row["prediction"] == data.class_names[int(expected.argmax())]
     with open(tmp_path / "p.csv") as f:
         assert f.readline().strip() == "file,prediction," + ",".join(data.class_names)
+    assert "centroid_prediction" not in rows[0]  # 4 files: too few to label by their own centroids
+
+
+def test_a_large_enough_set_of_files_also_gets_centroid_labels(uninterrupted, tmp_path, monkeypatch):
+    import soundfile as sf
+
+    from emodna_jax import synthetic_speech
+
+    _, workdir, _ = uninterrupted
+    folder = tmp_path / "audio"
+    folder.mkdir()
+    for i, utt in enumerate(synthetic_speech.corpus_utterances("b")[::20][:10]):
+        sf.write(str(folder / f"{i:02d}.wav"), synthetic_speech.synthesize(utt, sample_rate=22050), 22050)
+    monkeypatch.setattr(inference, "CENTROID_MIN_PER_CLASS", 2)  # 10 files, 5 classes
+    rows = inference.predict_files(workdir, str(folder), output=str(tmp_path / "p.csv"))
+    names = read_json(os.path.join(workdir, "results.json"))["classes"]
+    assert len(rows) == 10 and all(row["centroid_prediction"] in names for row in rows)
+    with open(tmp_path / "p.csv") as f:
+        assert f.readline().strip().endswith(",centroid_prediction")
 
 
 def _patch_batches(monkeypatch, at_step, action):
