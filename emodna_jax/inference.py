@@ -65,7 +65,7 @@ def evaluate_workdir(workdir: str, *, corpus: str | None = None, split: str | No
               "label_free": trainer.label_free_diagnostics(predictions),
               "centroid": evaluation.centroid_report(predictions, data.class_names)}
     if not predictions.has_labels:
-        result["predictions"] = _prediction_rows(data.eval_examples("target"), predictions.probs,
+        result["predictions"] = _prediction_rows([e.file for e in data.eval_examples("target")], predictions,
                                                  data.class_names)
     out_dir = os.path.join(workdir, "eval")
     os.makedirs(out_dir, exist_ok=True)
@@ -86,15 +86,7 @@ def predict_files(workdir: str, path: str, *, output: str | None = None) -> list
     x = normalization.apply(_target_stats(config, data), x)
     predictions = evaluation.predict(fns, state, _padded_batches(x, fns.backend.num_devices,
                                                                  data.per_device_eval_batch))
-    probs = predictions.probs
-    rows = [{"file": f, "prediction": data.class_names[int(p.argmax())],
-             **{n: float(v) for n, v in zip(data.class_names, p)}} for f, p in zip(files, probs)]
-    if len(files) >= CENTROID_MIN_PER_CLASS * len(data.class_names):
-        # The set labelled by its own class centroids (transductive.py): one label per file, decided
-        # together, so it is offered only for a set large enough to hold every class several times.
-        centroid = transductive.centroid_probs(probs=probs, features=predictions.z_e).argmax(1)
-        for row, k in zip(rows, centroid):
-            row["centroid_prediction"] = data.class_names[int(k)]
+    rows = _prediction_rows(files, predictions, data.class_names)
     output = output or os.path.join(workdir, "predictions.csv")
     with open(output, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -143,9 +135,17 @@ def _audio_files(path: str) -> list[str]:
     return found
 
 
-def _prediction_rows(examples, probs: np.ndarray, class_names) -> list[dict[str, Any]]:
-    return [{"file": e.file, "prediction": class_names[int(p.argmax())],
-             **{n: float(v) for n, v in zip(class_names, p)}} for e, p in zip(examples, probs)]
+def _prediction_rows(files: list[str], predictions: evaluation.Predictions, class_names) -> list[dict[str, Any]]:
+    """One row per file: the head's prediction and class probabilities, and, for a set large enough
+    to hold every class several times, its label from the set's own class centroids (transductive.py;
+    decided for the whole set together)."""
+    rows = [{"file": f, "prediction": class_names[int(p.argmax())],
+             **{n: float(v) for n, v in zip(class_names, p)}} for f, p in zip(files, predictions.probs)]
+    if len(files) >= CENTROID_MIN_PER_CLASS * len(class_names):
+        centroid = transductive.centroid_probs(probs=predictions.probs, features=predictions.z_e).argmax(1)
+        for row, k in zip(rows, centroid):
+            row["centroid_prediction"] = class_names[int(k)]
+    return rows
 
 
 def _safe_name(text: str) -> str:
