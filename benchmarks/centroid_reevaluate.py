@@ -19,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from emodna_jax import evaluation, inference, run_logging  # noqa: E402
+from emodna_jax import evaluation, inference, run_logging, trainer  # noqa: E402
 
 
 def candidates(root: str) -> list[str]:
@@ -43,8 +43,7 @@ def reevaluate(workdir: str, data_dir: str | None) -> str:
         return f"SKIPPED (head UAR {head['uar']:.4f} != recorded {results['uar']:.4f}: not the scored state)"
     results["centroid"] = evaluation.centroid_report(target, data.class_names)
     if results.get("source_val_uar") is not None:
-        val = evaluation.predict(fns, state, data.eval_batches("source_val"), split="source_val")
-        results["source_val_centroid_uar"] = evaluation.centroid_report(val, data.class_names)["uar"]
+        results["source_val_centroid_uar"] = trainer.source_val_scores(fns, state, data)["source_val_centroid_uar"]
     run_logging.write_json(path, results)
     return "added"
 

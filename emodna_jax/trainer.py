@@ -210,6 +210,13 @@ def label_free_diagnostics(predictions: evaluation.Predictions) -> dict[str, Any
     }
 
 
+def source_val_scores(fns, state, data) -> dict[str, Any]:
+    """UAR on the held-out source speakers, by the head and by their own class centroids."""
+    val = evaluation.predict(fns, state, data.eval_batches("source_val"), split="source_val")
+    return {"source_val_uar": evaluation.report(val, data.class_names).get("uar"),
+            "source_val_centroid_uar": evaluation.centroid_report(val, data.class_names).get("uar")}
+
+
 def final_report(config, workdir, fns, state, data, last_metrics, timing, writer) -> dict[str, Any]:
     """Evaluates on the target (labels read here, after training) and writes results.json + plots."""
     target = evaluation.predict(fns, state, data.eval_batches("target"))
@@ -241,9 +248,7 @@ def final_report(config, workdir, fns, state, data, last_metrics, timing, writer
         "argv": list(sys.argv),  # the command, when run as train.py
     }
     if config.source_val_speakers:
-        val = evaluation.predict(fns, state, data.eval_batches("source_val"), split="source_val")
-        results["source_val_uar"] = evaluation.report(val, data.class_names).get("uar")
-        results["source_val_centroid_uar"] = evaluation.centroid_report(val, data.class_names).get("uar")
+        results.update(source_val_scores(fns, state, data))
     if jax.process_index() != 0:
         return results
     run_logging.write_json(os.path.join(workdir, "results.json"), results)
