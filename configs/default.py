@@ -70,6 +70,10 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.loss.class_align = "prototype"  # prototype | lmmd | none
     # Weight of the diversity term (negative entropy of the mean target prediction), 0 = off.
     c.loss.diversity_weight = 0.0
+    # Weight of target consistency (KL between the prediction of a target example and of its strong
+    # view, emodna_jax/augment.py; UDA-style, no pseudo-label), 0 = off. Costs one more emotion-encoder
+    # forward and backward on the target half a step.
+    c.loss.consistency_weight = 0.0
     # MMD kernel bandwidths as multiples of the mean pairwise squared distance of the batch.
     c.loss.mmd_bandwidths = (0.25, 0.5, 1.0, 2.0, 4.0)
 

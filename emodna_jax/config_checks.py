@@ -113,7 +113,7 @@ def validate(config: ml_collections.ConfigDict, *, num_devices: int | None = Non
     _require(0 <= loss.label_smoothing < 1,
              f"config.loss.label_smoothing={loss.label_smoothing} must be in [0, 1)")
     for name in ("corpus_id_weight", "decoupling_weight", "corpus_align_weight", "class_align_weight",
-                 "diversity_weight"):
+                 "diversity_weight", "consistency_weight"):
         _require(loss[name] >= 0, f"config.loss.{name}={loss[name]} must be >= 0")
     _require(len(loss.mmd_bandwidths) > 0 and all(m > 0 for m in loss.mmd_bandwidths),
              f"config.loss.mmd_bandwidths={tuple(loss.mmd_bandwidths)} must be positive multipliers")

@@ -219,6 +219,18 @@ def diversity_loss(*, probs: jax.Array, mask: jax.Array) -> jax.Array:
     return jnp.log(probs.shape[-1]) - entropy
 
 
+def consistency_loss(*, teacher_logits: jax.Array, student_logits: jax.Array) -> jax.Array:
+    """Per-example KL(p_teacher || p_student) of the emotion predictions, the target consistency term
+    of UDA (Xie et al. 2020) and self-ensembling (French et al. 2018): the student sees a strong view
+    of the example, the teacher the example itself. The caller stops the teacher's gradient.
+
+    teacher_logits, student_logits: [B, K]. Returns [B] (0 where the two predictions agree).
+    """
+    teacher_log_probs = jax.nn.log_softmax(teacher_logits, axis=-1)
+    student_log_probs = jax.nn.log_softmax(student_logits, axis=-1)
+    return jnp.sum(jnp.exp(teacher_log_probs) * (teacher_log_probs - student_log_probs), axis=-1)
+
+
 @jax.custom_vjp
 def gradient_reversal(x: jax.Array, coeff: jax.Array | float) -> jax.Array:
     """Identity forward; the backward pass multiplies the gradient by -coeff (DANN). Any shape."""

@@ -21,6 +21,7 @@ def _no_adaptation(c: Config) -> None:
     c.loss.corpus_align = "none"
     c.loss.class_align = "none"
     c.loss.diversity_weight = 0.0
+    c.loss.consistency_weight = 0.0
     c.pseudo.threshold = "none"
     c.pseudo.teacher = "student"
     c.pseudo.distribution_alignment = False
@@ -68,6 +69,7 @@ def emodna_literal(c: Config) -> None:
     c.loss.class_align = "prototype"
     c.loss.class_align_weight = 1.0
     c.loss.diversity_weight = 0.0
+    c.loss.consistency_weight = 0.0
     c.pseudo.threshold = "freematch"
     c.pseudo.teacher = "student"
     c.pseudo.distribution_alignment = False
@@ -96,6 +98,21 @@ def emodna(c: Config) -> None:
     emodna_per_corpus_bn(c)
     c.loss.decoupling_weight = AUXILIARY_SCALE
     c.loss.corpus_align_weight = AUXILIARY_SCALE
+
+
+# Weight of target consistency in the methods that use it (UDA's lambda = 1, fixed a priori).
+CONSISTENCY_WEIGHT = 1.0
+
+
+def consistency(c: Config) -> None:
+    """Labelled source plus target consistency (UDA without sharpening or a confidence mask): the
+    baseline that tells what the consistency term does without any Emo-DNA component."""
+    _no_adaptation(c)
+    c.loss.consistency_weight = CONSISTENCY_WEIGHT
+
+
+def _with_consistency(c: Config) -> None:
+    c.loss.consistency_weight = CONSISTENCY_WEIGHT
 
 
 def _without_decoupling(c: Config) -> None:
@@ -145,6 +162,10 @@ emodna_shared_trunk = _ablation(
     emodna, _with_shared_trunk,
     "Emo-DNA whose emotion and corpus encoders share the input projection and lower half of the temporal "
     "blocks (a variant the published description does not have; about a quarter less encoder work).")
+emodna_consistency = _ablation(
+    emodna, _with_consistency,
+    "Emo-DNA plus target consistency between each target example and its strong view (a term the "
+    "published description does not have; one more emotion-encoder pass on the target a step).")
 emodna_literal_no_decoupling = _ablation(
     emodna_literal, _without_decoupling,
     "`emodna_literal` without the corpus encoder and the contrastive decoupling.")
@@ -171,12 +192,14 @@ METHODS: dict[str, Callable[[Config], None]] = {
     "dann": _corpus_alignment_only("dann"),
     "coral": _corpus_alignment_only("coral"),
     "pseudo_label": pseudo_label,
+    "consistency": consistency,
     "emodna": emodna,
     "emodna_no_decoupling": emodna_no_decoupling,
     "emodna_no_corpus_align": emodna_no_corpus_align,
     "emodna_no_class_align": emodna_no_class_align,
     "emodna_fixed_threshold": emodna_fixed_threshold,
     "emodna_shared_trunk": emodna_shared_trunk,
+    "emodna_consistency": emodna_consistency,
     "emodna_literal": emodna_literal,
     "emodna_per_corpus_bn": emodna_per_corpus_bn,
     "emodna_literal_no_decoupling": emodna_literal_no_decoupling,

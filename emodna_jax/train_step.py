@@ -52,6 +52,7 @@ class StepSettings:
     class_align: str
     class_align_weight: float
     diversity_weight: float
+    consistency_weight: float
     mmd_bandwidths: tuple[float, ...]
     threshold: str
     tau_min: float
@@ -86,6 +87,7 @@ class StepSettings:
             class_align=loss.class_align,
             class_align_weight=loss.class_align_weight,
             diversity_weight=loss.diversity_weight,
+            consistency_weight=loss.consistency_weight,
             mmd_bandwidths=tuple(loss.mmd_bandwidths),
             threshold=pseudo.threshold,
             tau_min=pseudo.tau_min,
@@ -164,15 +166,42 @@ def _pseudo_labels(
     pseudo, confident = thresholds.confident_mask(probs=probs, thresholds=tau, mask=mask)
     monitors = {}
     if settings.agreement:
-        num_target = probs.shape[0]
-        key = jax.random.fold_in(jax.random.fold_in(state.rng, state.step), _AUGMENT_STREAM)
-        keys = augment.example_keys(key, first_index=lax.axis_index(ax) * num_target, count=num_target)
-        strong = augment.strong_view(keys, x[num_source:])
+        strong = _strong_view(state, x[num_source:], ax)
         strong_probs = aligned(target_probs(jnp.concatenate([x[:num_source], strong])))
         agrees = (strong_probs.argmax(-1) == pseudo).astype(jnp.float32)
         monitors["pseudo/agreement"] = lax.pmean(agrees.mean(), ax)
         confident = confident * agrees
     return probs, pseudo, confident, new_thresholds, tau, monitors
+
+
+def _strong_view(state: TrainState, target: jax.Array, axis_name: str) -> jax.Array:
+    """The strong view (augment.py) of this device's target examples [Bt, T, F]; each example's key
+    comes from its index in the global batch, so the views do not depend on the device count."""
+    num_target = target.shape[0]
+    key = jax.random.fold_in(jax.random.fold_in(state.rng, state.step), _AUGMENT_STREAM)
+    keys = augment.example_keys(key, first_index=lax.axis_index(axis_name) * num_target, count=num_target)
+    return augment.strong_view(keys, target)
+
+
+def _consistency(params, state: TrainState, x: jax.Array, logits_t: jax.Array, num_source: int,
+                 rng: jax.Array, *, model: EmoDNAModel, settings: StepSettings) -> jax.Array:
+    """Local contribution of the target consistency loss: mean KL(p(x_t) || p(strong(x_t))) over the
+    global target batch, the clean prediction being the training forward's own (dropout on, gradient
+    stopped), as in UDA. No pseudo-label, no threshold: it asks for predictions that a time shift,
+    masks and noise do not change. The strong view goes through the emotion encoder alone; with shared
+    BatchNorm it is normalised together with the source half, as the training forward's target is."""
+    e_model, e_variables = models.emotion_encoder_view(
+        model, {"params": params, "batch_stats": state.batch_stats})
+    strong = _strong_view(state, x[num_source:], settings.axis_name)
+    if model.batch_norm == "per_corpus":
+        inputs, offset = strong, 0
+    else:
+        inputs, offset = jnp.concatenate([x[:num_source], strong]), num_source
+    out, _ = e_model.apply(e_variables, inputs, train=True, num_source=offset,
+                           rngs={"dropout": jax.random.fold_in(rng, 1)}, mutable=["batch_stats"])
+    kl = losses.consistency_loss(teacher_logits=lax.stop_gradient(logits_t),
+                                 student_logits=out["logits_e"][offset:])
+    return _global_mean(kl, jnp.ones(kl.shape, jnp.float32), settings.axis_name)
 
 
 def _global_mean(values: jax.Array, mask: jax.Array, axis_name: str) -> jax.Array:
@@ -265,6 +294,10 @@ def train_step(
             parts["diversity"] = losses.diversity_loss(
                 probs=probs_all, mask=jnp.ones(probs_all.shape[:1])) / num_devices
             total += settings.diversity_weight * parts["diversity"]
+        if settings.consistency_weight > 0:
+            parts["consistency"] = _consistency(
+                params, state, x, logits_t, num_source, rng, model=model, settings=settings)
+            total += settings.consistency_weight * parts["consistency"]
         parts["total"] = total
         return total, (parts, mutated["batch_stats"], out)
 

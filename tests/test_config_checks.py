@@ -39,6 +39,7 @@ REFUSALS = [
     ({"loss.corpus_align": "wasserstein"}, ["config.loss.corpus_align='wasserstein'", "mmd"]),
     ({"loss.class_align": "magic"}, ["config.loss.class_align='magic'"]),
     ({"loss.decoupling_weight": -1.0}, ["config.loss.decoupling_weight=-1.0", ">= 0"]),
+    ({"loss.consistency_weight": -0.5}, ["config.loss.consistency_weight=-0.5", ">= 0"]),
     ({"loss.mmd_bandwidths": ()}, ["config.loss.mmd_bandwidths"]),
     ({"pseudo.threshold": "adaptive"}, ["config.pseudo.threshold='adaptive'", "freematch"]),
     ({"pseudo.threshold": "none"}, ["config.pseudo.threshold", "class_align"]),

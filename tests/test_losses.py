@@ -182,6 +182,20 @@ def test_diversity_is_zero_for_balanced_and_log_k_for_collapsed_predictions():
                                np.log(4), rtol=1e-6)
 
 
+def test_consistency_is_the_kl_of_teacher_to_student_and_zero_when_they_agree():
+    teacher = RNG.normal(size=(5, 4)).astype(np.float32)
+    student = RNG.normal(size=(5, 4)).astype(np.float32)
+    p = np.exp(teacher - np_logsumexp(teacher)[:, None])
+    log_q = student - np_logsumexp(student)[:, None]
+    want = np.sum(p * (np.log(p) - log_q), axis=-1)
+    np.testing.assert_allclose(losses.consistency_loss(teacher_logits=teacher, student_logits=student),
+                               want, rtol=1e-5, atol=1e-6)
+    assert np.all(want > 0)
+    # Agreeing predictions (logits equal up to a constant per row) cost nothing.
+    np.testing.assert_allclose(
+        losses.consistency_loss(teacher_logits=teacher, student_logits=teacher + 3.0), 0.0, atol=1e-6)
+
+
 def test_gradient_reversal_is_identity_forward_and_reversed_scaled_backward():
     x = jnp.array([1.0, -2.0, 3.0])
     np.testing.assert_array_equal(losses.gradient_reversal(x, 0.3), x)
@@ -210,6 +224,7 @@ def _all_losses(z, zc, p_e, p_c, labels):
                                target_probs=probs[half:], source_mask=ones[:half], target_mask=ones[half:],
                                num_classes=3)
             + losses.diversity_loss(probs=probs, mask=ones)
+            + losses.consistency_loss(teacher_logits=z[:, :3], student_logits=zc[:, :3]).sum()
             + losses.softmax_cross_entropy(logits=z[:, :3], labels=labels, label_smoothing=0.1).sum())
 
 

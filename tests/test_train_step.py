@@ -110,3 +110,20 @@ def test_agreement_keeps_only_pseudo_labels_that_the_strong_view_repeats():
     np.testing.assert_array_equal(confident, np.asarray(plain) * agrees)
     np.testing.assert_allclose(monitors["pseudo/agreement"], agrees.mean(), rtol=1e-6)
     assert 0 < agrees.mean() < 1  # the strong view changes some predictions on this toy, not all
+
+
+def test_consistency_adds_its_weighted_kl_to_the_total_and_nothing_else():
+    """One step of the same batch with the consistency weight 0 and 2: every other loss part is the
+    same, the KL is positive (the strong view changes predictions), and the totals differ by 2 x it."""
+    parts = {}
+    for weight in (0.0, 2.0):
+        config = helpers.tiny_config("emodna", **{"loss.consistency_weight": weight})
+        _, history = train(config, 1)
+        parts[weight] = {k: float(v) for k, v in history[0].items() if k.startswith("loss/")}
+    assert "loss/consistency" not in parts[0.0]
+    kl = parts[2.0].pop("loss/consistency")
+    assert kl > 0
+    np.testing.assert_allclose(parts[2.0]["loss/total"], parts[0.0]["loss/total"] + 2.0 * kl, rtol=1e-5)
+    for name in parts[0.0]:
+        if name != "loss/total":
+            np.testing.assert_allclose(parts[2.0][name], parts[0.0][name], rtol=1e-5, err_msg=name)
