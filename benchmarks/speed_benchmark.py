@@ -6,6 +6,7 @@ Keras TIM-Net with XLA, side by side in one process, interleaved (A B C A B C ..
 Cases (configs/cross_corpus.py:c2b,<method>: batch 64 source + 64 target, input [188, 39]):
   emodna warm-up / adapt (pmap, 1 device), source_only (pmap, 1 device), emodna adapt under
   shard_map on 1 device, and both backends on 2 forced CPU devices (the per-device batch halves);
+  with `--cases`, also the shared-trunk variant and both methods with target consistency;
   keras_timnet: TIM-Net in tf.keras, `train_on_batch` with jit_compile=True, batch 64.
 Counting: one Emo-DNA or source-only example is one source + one target utterance (64 a step);
 encoder-examples count utterances through encoders: 4 per Emo-DNA example (2 utterances x 2 encoders),
@@ -142,11 +143,25 @@ CASES = {
     "emodna_adapt_shard_map_1dev": lambda: jax_case("emodna", "shard_map", 1, True),
     "emodna_literal_adapt_pmap_1dev": lambda: jax_case("emodna_literal", "pmap", 1, True),
     "emodna_shared_trunk_adapt_pmap_1dev": lambda: jax_case("emodna_shared_trunk", "pmap", 1, True),
+    "emodna_consistency_adapt_pmap_1dev": lambda: jax_case("emodna_consistency", "pmap", 1, True),
+    "consistency_pmap_1dev": lambda: jax_case("consistency", "pmap", 1, False),
     "emodna_adapt_pmap_2dev": lambda: jax_case("emodna", "pmap", 2, True),
     "emodna_adapt_shard_map_2dev": lambda: jax_case("emodna", "shard_map", 2, True),
     "keras_timnet_xla": keras_case,
 }
 QUICK = ("emodna_warmup_pmap_1dev", "emodna_adapt_pmap_1dev", "source_only_pmap_1dev", "keras_timnet_xla")
+
+
+# (numerator case, denominator case, what the ratio of their step times says)
+RATIOS = (
+    ("emodna_adapt_pmap_1dev", "source_only_pmap_1dev", "Emo-DNA adapt step / source-only step time"),
+    ("emodna_shared_trunk_adapt_pmap_1dev", "emodna_adapt_pmap_1dev",
+     "shared-trunk / separate-encoder Emo-DNA adapt step time"),
+    ("emodna_adapt_pmap_1dev", "emodna_warmup_pmap_1dev", "adapt / warm-up step time"),
+    ("emodna_consistency_adapt_pmap_1dev", "emodna_adapt_pmap_1dev",
+     "Emo-DNA adapt step with / without target consistency"),
+    ("consistency_pmap_1dev", "source_only_pmap_1dev", "source-only step with / without target consistency"),
+)
 
 
 def timed(fn, n: int) -> float:
@@ -263,16 +278,7 @@ def main() -> None:
              "|---|---:|---:|"]
     base = med["full model, joint batch (current)"]
     rows += [f"| {n} | {med[n]:.3f} | {med[n] / base:.2f}x |" for n in pl_fns]
-    ratios = []
-    if "emodna_adapt_pmap_1dev" in med and "source_only_pmap_1dev" in med:
-        ratios.append(f"Emo-DNA adapt step / source-only step time: "
-                      f"{med['emodna_adapt_pmap_1dev'] / med['source_only_pmap_1dev']:.2f}x")
-    if "emodna_adapt_pmap_1dev" in med and "emodna_shared_trunk_adapt_pmap_1dev" in med:
-        ratios.append(f"shared-trunk / separate-encoder Emo-DNA adapt step time: "
-                      f"{med['emodna_shared_trunk_adapt_pmap_1dev'] / med['emodna_adapt_pmap_1dev']:.2f}x")
-    if "emodna_adapt_pmap_1dev" in med and "emodna_warmup_pmap_1dev" in med:
-        ratios.append(f"adapt / warm-up step time: "
-                      f"{med['emodna_adapt_pmap_1dev'] / med['emodna_warmup_pmap_1dev']:.2f}x")
+    ratios = [f"{what}: {med[a] / med[b]:.2f}x" for a, b, what in RATIOS if a in med and b in med]
     ratios.append(f"emotion-encoder-only pseudo-label probabilities vs full model: max |diff| {pl_exact:.1e}")
     train_eps = BATCH / med.get("emodna_adapt_pmap_1dev", med[names[0]])
     ratios.append(f"input pipeline (TaskData.train_batches, in-memory, 1 device): {pipe:.0f} examples/s "
