@@ -6,7 +6,7 @@ Keras TIM-Net with XLA, side by side in one process, interleaved (A B C A B C ..
 Cases (configs/cross_corpus.py:c2b,<method>: batch 64 source + 64 target, input [188, 39]):
   emodna warm-up / adapt (pmap, 1 device), source_only (pmap, 1 device), emodna adapt under
   shard_map on 1 device, and both backends on 2 forced CPU devices (the per-device batch halves);
-  with `--cases`, also the shared-trunk variant and both methods with target consistency;
+  the shared-trunk Emo-DNA, and source-only and Emo-DNA with target consistency;
   keras_timnet: TIM-Net in tf.keras, `train_on_batch` with jit_compile=True, batch 64.
 Counting: one Emo-DNA or source-only example is one source + one target utterance (64 a step);
 encoder-examples count utterances through encoders: 4 per Emo-DNA example (2 utterances x 2 encoders),
