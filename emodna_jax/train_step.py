@@ -14,200 +14,28 @@ device's gradient is that of the summed loss through its own examples, and the s
 
 Phases are static: `adapt=False` (warm-up) compiles a step that never makes a pseudo-label; the trainer
 switches to the `adapt=True` step once `step >= warmup_steps`.
+
+The static settings live in step_settings.py, the pseudo-labels in pseudo_labelling.py, and the loss
+parts beyond classification and decoupling in loss_parts.py.
 """
 
-import dataclasses
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import optax
 from jax import lax
 
-from emodna_jax import augment, losses, models, prototypes, schedules, thresholds
+from emodna_jax import losses, models, prototypes, schedules
+from emodna_jax.loss_parts import class_alignment, consistency, corpus_alignment, global_mean
 from emodna_jax.models import EmoDNAModel
+from emodna_jax.pseudo_labelling import pseudo_labels
+from emodna_jax.step_settings import StepSettings
 from emodna_jax.train_state import TrainState
 
+__all__ = ["Batch", "StepSettings", "eval_step", "train_step"]
+
 Batch = dict[str, dict[str, jax.Array]]
-
-# fold_in data of the strong-view keys (dropout keys fold in the device index, which stays far below).
-_AUGMENT_STREAM = 0x7FFFFFFF
-
-
-@dataclasses.dataclass(frozen=True)
-class StepSettings:
-    """The static part of the step: everything the config decides (hashable, so jit can key on it)."""
-
-    num_classes: int
-    num_corpora: int
-    num_steps: int
-    warmup_steps: int
-    label_smoothing: float
-    temperature: float
-    corpus_id_weight: float
-    decoupling_weight: float
-    corpus_align: str
-    corpus_align_weight: float
-    class_align: str
-    class_align_weight: float
-    diversity_weight: float
-    consistency_weight: float
-    mmd_bandwidths: tuple[float, ...]
-    threshold: str
-    tau_min: float
-    fixed_threshold: float
-    threshold_ema: float
-    quantile_start: float
-    quantile_end: float
-    teacher: str
-    teacher_decay: float
-    distribution_alignment: bool
-    agreement: bool
-    prototype_momentum: float
-    axis_name: str = "batch"
-
-    @classmethod
-    def from_config(
-        cls, config: ml_collections.ConfigDict, *, num_classes: int, num_corpora: int, axis_name: str = "batch"
-    ) -> "StepSettings":
-        loss, pseudo = config.loss, config.pseudo
-        ema = pseudo.threshold_ema or thresholds.schedule_tied_ema(config.num_steps)
-        return cls(
-            num_classes=num_classes,
-            num_corpora=num_corpora,
-            num_steps=config.num_steps,
-            warmup_steps=pseudo.warmup_steps,
-            label_smoothing=loss.label_smoothing,
-            temperature=loss.temperature,
-            corpus_id_weight=loss.corpus_id_weight,
-            decoupling_weight=loss.decoupling_weight,
-            corpus_align=loss.corpus_align,
-            corpus_align_weight=loss.corpus_align_weight,
-            class_align=loss.class_align,
-            class_align_weight=loss.class_align_weight,
-            diversity_weight=loss.diversity_weight,
-            consistency_weight=loss.consistency_weight,
-            mmd_bandwidths=tuple(loss.mmd_bandwidths),
-            threshold=pseudo.threshold,
-            tau_min=pseudo.tau_min,
-            fixed_threshold=pseudo.fixed_threshold,
-            threshold_ema=ema,
-            quantile_start=pseudo.quantile_start,
-            quantile_end=pseudo.quantile_end,
-            teacher=pseudo.teacher,
-            teacher_decay=pseudo.teacher_decay,
-            distribution_alignment=pseudo.distribution_alignment,
-            agreement=pseudo.agreement,
-            prototype_momentum=config.prototype_momentum,
-            axis_name=axis_name,
-        )
-
-    @property
-    def uses_pseudo_labels(self) -> bool:
-        """Whether the adaptation phase makes target pseudo-labels at all."""
-        return thresholds.makes_pseudo_labels(
-            threshold=self.threshold, decoupling_weight=self.decoupling_weight,
-            class_align=self.class_align, class_align_weight=self.class_align_weight)
-
-
-def _pseudo_labels(
-    state: TrainState, x: jax.Array, num_source: int, *, model: EmoDNAModel, settings: StepSettings
-) -> tuple[jax.Array, jax.Array, jax.Array, thresholds.ThresholdState, jax.Array, dict[str, jax.Array]]:
-    """Stop-gradient pseudo-labels for the target half of x, and the updated threshold state.
-
-    The forward uses batch statistics (so BatchNorm sees what the training forward sees) but no
-    dropout, from the student or from the EMA teacher. With `distribution_alignment` the returned
-    probabilities (and the pseudo-labels and thresholds applied to them) are the aligned ones. With
-    `agreement` a pseudo-label stays confident only where a strong view of the example (augment.py)
-    is given the same class.
-    Returns (probs [Bt, K], pseudo [Bt], confident [Bt], new threshold state, tau [K], monitors).
-    """
-    ax = settings.axis_name
-    variables = state.teacher if settings.teacher == "ema" else {
-        "params": state.params, "batch_stats": state.batch_stats}
-    # The emotion encoder alone gives the same logits (each encoder has its own BatchNorm) at about
-    # half the cost of the whole model; with per-corpus statistics it normalises target rows by target
-    # statistics only, so the target half alone gives them too, at about a fifth.
-    e_model, e_variables = models.emotion_encoder_view(model, variables)
-    if model.batch_norm == "per_corpus":
-        x, num_source = x[num_source:], 0
-
-    def target_probs(inputs):
-        out, _ = e_model.apply(e_variables, inputs, train=True, use_dropout=False, num_source=num_source,
-                               mutable=["batch_stats"])
-        return jax.nn.softmax(lax.stop_gradient(out["logits_e"][num_source:]))
-
-    probs = target_probs(x)
-    mask = jnp.ones(probs.shape[:1], jnp.float32)
-    sums = lax.psum(
-        thresholds.batch_statistics(probs=probs, mask=mask, fixed_threshold=settings.fixed_threshold), ax
-    )
-    new_thresholds = thresholds.update_thresholds(state.thresholds, sums=sums, ema=settings.threshold_ema)
-
-    def aligned(p):
-        # The threshold statistics above stay those of the raw predictions (p~ is what is aligned away).
-        if not settings.distribution_alignment:
-            return p
-        return thresholds.align_distribution(probs=p, running_mean=new_thresholds.class_confidence)
-
-    probs = aligned(probs)
-    if settings.threshold == "quantile":
-        span = max(settings.num_steps - settings.warmup_steps, 1)
-        progress = jnp.clip((state.step - settings.warmup_steps) / span, 0.0, 1.0)
-        fraction = settings.quantile_start + (settings.quantile_end - settings.quantile_start) * progress
-        global_probs = lax.all_gather(probs, ax, tiled=True)
-        tau = thresholds.quantile_thresholds(
-            probs=global_probs, mask=jnp.ones(global_probs.shape[:1]), fraction=fraction)
-    else:
-        tau = thresholds.class_thresholds(
-            new_thresholds, kind=settings.threshold, tau_min=settings.tau_min,
-            fixed_threshold=settings.fixed_threshold)
-    pseudo, confident = thresholds.confident_mask(probs=probs, thresholds=tau, mask=mask)
-    monitors = {}
-    if settings.agreement:
-        strong = _strong_view(state, x[num_source:], ax)
-        strong_probs = aligned(target_probs(jnp.concatenate([x[:num_source], strong])))
-        agrees = (strong_probs.argmax(-1) == pseudo).astype(jnp.float32)
-        monitors["pseudo/agreement"] = lax.pmean(agrees.mean(), ax)
-        confident = confident * agrees
-    return probs, pseudo, confident, new_thresholds, tau, monitors
-
-
-def _strong_view(state: TrainState, target: jax.Array, axis_name: str) -> jax.Array:
-    """The strong view (augment.py) of this device's target examples [Bt, T, F]; each example's key
-    comes from its index in the global batch, so the views do not depend on the device count."""
-    num_target = target.shape[0]
-    key = jax.random.fold_in(jax.random.fold_in(state.rng, state.step), _AUGMENT_STREAM)
-    keys = augment.example_keys(key, first_index=lax.axis_index(axis_name) * num_target, count=num_target)
-    return augment.strong_view(keys, target)
-
-
-def _consistency(params, state: TrainState, x: jax.Array, logits_t: jax.Array, num_source: int,
-                 rng: jax.Array, *, model: EmoDNAModel, settings: StepSettings) -> jax.Array:
-    """Local contribution of the target consistency loss: mean KL(p(x_t) || p(strong(x_t))) over the
-    global target batch, the clean prediction being the training forward's own (dropout on, gradient
-    stopped), as in UDA. No pseudo-label, no threshold: it asks for predictions that a time shift,
-    masks and noise do not change. The strong view goes through the emotion encoder alone; with shared
-    BatchNorm it is normalised together with the source half, as the training forward's target is."""
-    e_model, e_variables = models.emotion_encoder_view(
-        model, {"params": params, "batch_stats": state.batch_stats})
-    strong = _strong_view(state, x[num_source:], settings.axis_name)
-    if model.batch_norm == "per_corpus":
-        inputs, offset = strong, 0
-    else:
-        inputs, offset = jnp.concatenate([x[:num_source], strong]), num_source
-    out, _ = e_model.apply(e_variables, inputs, train=True, num_source=offset,
-                           rngs={"dropout": jax.random.fold_in(rng, 1)}, mutable=["batch_stats"])
-    kl = losses.consistency_loss(teacher_logits=lax.stop_gradient(logits_t),
-                                 student_logits=out["logits_e"][offset:])
-    return _global_mean(kl, jnp.ones(kl.shape, jnp.float32), settings.axis_name)
-
-
-def _global_mean(values: jax.Array, mask: jax.Array, axis_name: str) -> jax.Array:
-    """Local contribution to the mean of `values` over the valid examples of the global batch."""
-    count = lax.psum(lax.stop_gradient(mask).sum(), axis_name)
-    return (values * mask).sum() / jnp.maximum(count, 1.0)
 
 
 def train_step(
@@ -251,7 +79,7 @@ def train_step(
     confident = jnp.zeros((num_target,), jnp.float32)
     target_probs, pseudo_monitors = None, {}
     if use_pseudo:
-        target_probs, pseudo, confident, new_thresholds, tau, pseudo_monitors = _pseudo_labels(
+        target_probs, pseudo, confident, new_thresholds, tau, pseudo_monitors = pseudo_labels(
             state, x, num_source, model=model, settings=settings)
     emotion_labels = jnp.concatenate([source_labels, pseudo])
     emotion_mask = jnp.concatenate([ones_s, confident])
@@ -266,11 +94,11 @@ def train_step(
         parts = {}
         ce = losses.softmax_cross_entropy(
             logits=logits_s, labels=source_labels, label_smoothing=settings.label_smoothing)
-        parts["cls"] = _global_mean(ce, ones_s, ax)
+        parts["cls"] = global_mean(ce, ones_s, ax)
         total = parts["cls"]
         if settings.corpus_id_weight > 0:
             ce_c = losses.softmax_cross_entropy(logits=out["logits_c"], labels=corpus_ids)
-            parts["corpus_id"] = _global_mean(ce_c, ones_all, ax)
+            parts["corpus_id"] = global_mean(ce_c, ones_all, ax)
             total += settings.corpus_id_weight * parts["corpus_id"]
         if settings.decoupling_weight > 0:
             dec = losses.decoupling_loss(
@@ -278,15 +106,15 @@ def train_step(
                 corpus_labels=corpus_ids, emotion_prototypes=state.prototypes.emotion,
                 corpus_prototypes=state.prototypes.corpus, temperature=settings.temperature,
                 emotion_mask=emotion_mask, corpus_mask=ones_all)
-            parts["dec_emotion"] = _global_mean(dec.emotion, dec.emotion_mask, ax)
-            parts["dec_corpus"] = _global_mean(dec.corpus, dec.corpus_mask, ax)
+            parts["dec_emotion"] = global_mean(dec.emotion, dec.emotion_mask, ax)
+            parts["dec_corpus"] = global_mean(dec.corpus, dec.corpus_mask, ax)
             parts["decoupling"] = 0.5 * (parts["dec_emotion"] + parts["dec_corpus"])
             total += settings.decoupling_weight * parts["decoupling"]
         if settings.corpus_align != "none" and settings.corpus_align_weight > 0:
-            parts["corpus_align"] = _corpus_alignment(out, z_s, z_t, corpus_ids, ones_all, settings)
+            parts["corpus_align"] = corpus_alignment(out, z_s, z_t, corpus_ids, ones_all, settings)
             total += align_w * settings.corpus_align_weight * parts["corpus_align"]
         if use_pseudo and settings.class_align != "none" and settings.class_align_weight > 0:
-            parts["class_align"] = _class_alignment(
+            parts["class_align"] = class_alignment(
                 z_s, z_t, logits_t, source_labels, pseudo, confident, target_probs, state, settings)
             total += class_w * settings.class_align_weight * parts["class_align"]
         if settings.diversity_weight > 0:
@@ -295,7 +123,7 @@ def train_step(
                 probs=probs_all, mask=jnp.ones(probs_all.shape[:1])) / num_devices
             total += settings.diversity_weight * parts["diversity"]
         if settings.consistency_weight > 0:
-            parts["consistency"] = _consistency(
+            parts["consistency"] = consistency(
                 params, state, x, logits_t, num_source, rng, model=model, settings=settings)
             total += settings.consistency_weight * parts["consistency"]
         parts["total"] = total
@@ -331,49 +159,6 @@ def train_step(
 
     metrics = _monitors(parts, out, grads, num_source, confident, target_probs, tau, state, settings)
     return new_state, {**metrics, **pseudo_monitors}
-
-
-def _corpus_alignment(out, z_s, z_t, corpus_ids, ones_all, settings: StepSettings) -> jax.Array:
-    """Local contribution of the corpus-level alignment loss (MMD, CORAL or DANN)."""
-    ax = settings.axis_name
-    if settings.corpus_align == "dann":
-        ce = losses.softmax_cross_entropy(logits=out["logits_domain"], labels=corpus_ids)
-        return _global_mean(ce, ones_all, ax)
-    source = lax.all_gather(z_s, ax, tiled=True)
-    target = lax.all_gather(z_t, ax, tiled=True)
-    mask_s, mask_t = jnp.ones(source.shape[:1]), jnp.ones(target.shape[:1])
-    num_devices = lax.psum(1, ax)
-    if settings.corpus_align == "mmd":
-        value = losses.mmd_loss(source=source, target=target, source_mask=mask_s, target_mask=mask_t,
-                                bandwidth_multipliers=settings.mmd_bandwidths)
-    elif settings.corpus_align == "coral":
-        value = losses.coral_loss(source=source, target=target, source_mask=mask_s, target_mask=mask_t)
-    else:
-        raise ValueError(f"unknown corpus_align {settings.corpus_align!r}")
-    return value / num_devices
-
-
-def _class_alignment(z_s, z_t, logits_t, source_labels, pseudo, confident, target_probs, state,
-                     settings: StepSettings) -> jax.Array:
-    """Local contribution of the class-level alignment loss on confident target examples."""
-    ax = settings.axis_name
-    if settings.class_align == "prototype":
-        loss, mask = losses.class_alignment_loss(
-            features=z_t, pseudo_labels=pseudo, prototypes=state.prototypes.emotion,
-            temperature=settings.temperature, mask=confident)
-        return _global_mean(loss, mask, ax)
-    if settings.class_align == "cross_entropy":
-        ce = losses.softmax_cross_entropy(logits=logits_t, labels=pseudo)
-        return _global_mean(ce, confident, ax)
-    if settings.class_align == "lmmd":
-        gather = lambda v: lax.all_gather(v, ax, tiled=True)  # noqa: E731
-        value = losses.lmmd_loss(
-            source=gather(z_s), target=gather(z_t), source_labels=gather(source_labels),
-            target_probs=gather(target_probs), source_mask=jnp.ones(gather(source_labels).shape),
-            target_mask=gather(confident), num_classes=settings.num_classes,
-            bandwidth_multipliers=settings.mmd_bandwidths)
-        return value / lax.psum(1, ax)
-    raise ValueError(f"unknown class_align {settings.class_align!r}")
 
 
 def _monitors(parts, out, grads, num_source, confident, target_probs, tau, state,
