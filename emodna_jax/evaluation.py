@@ -76,7 +76,12 @@ def report(predictions: Predictions, class_names: tuple[str, ...]) -> dict[str, 
     return out
 
 
+def by_centroids(predictions: Predictions) -> Predictions:
+    """The split relabelled by its own class centroids in z_e (transductive.py; label-free)."""
+    return dataclasses.replace(
+        predictions, probs=transductive.centroid_probs(probs=predictions.probs, features=predictions.z_e))
+
+
 def centroid_report(predictions: Predictions, class_names: tuple[str, ...]) -> dict[str, Any]:
-    """`report` of the split relabelled by its own class centroids in z_e (transductive.py; label-free)."""
-    probs = transductive.centroid_probs(probs=predictions.probs, features=predictions.z_e)
-    return report(dataclasses.replace(predictions, probs=probs), class_names)
+    """`report` of the split relabelled by its own class centroids."""
+    return report(by_centroids(predictions), class_names)

@@ -11,7 +11,7 @@ import numpy as np
 
 from configs import default as default_config
 from emodna_jax import (
-    checkpointing, evaluation, features, input_pipeline, normalization, run_logging, trainer, transductive)
+    checkpointing, evaluation, features, input_pipeline, normalization, run_logging, trainer)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 # predictions.csv gets a centroid_prediction column from this many files per class upwards.
@@ -59,14 +59,15 @@ def evaluate_workdir(workdir: str, *, corpus: str | None = None, split: str | No
     name = _safe_name(f"{config.target}_{config.target_split}")
     predictions = evaluation.predict(fns, state, data.eval_batches("target"))
     summary = evaluation.report(predictions, data.class_names)
+    centroids = evaluation.by_centroids(predictions)
     result = {"workdir": os.path.abspath(workdir), "corpus": config.target, "split": config.target_split,
               "method": config.method, "classes": list(data.class_names),
               "step": int(jax.device_get(fns.backend.unreplicate(state).step)), **summary,
               "label_free": trainer.label_free_diagnostics(predictions),
-              "centroid": evaluation.centroid_report(predictions, data.class_names)}
+              "centroid": evaluation.report(centroids, data.class_names)}
     if not predictions.has_labels:
         result["predictions"] = _prediction_rows([e.file for e in data.eval_examples("target")], predictions,
-                                                 data.class_names)
+                                                 data.class_names, centroids=centroids)
     out_dir = os.path.join(workdir, "eval")
     os.makedirs(out_dir, exist_ok=True)
     run_logging.write_json(os.path.join(out_dir, f"{name}.json"), result)
@@ -135,15 +136,17 @@ def _audio_files(path: str) -> list[str]:
     return found
 
 
-def _prediction_rows(files: list[str], predictions: evaluation.Predictions, class_names) -> list[dict[str, Any]]:
+def _prediction_rows(files: list[str], predictions: evaluation.Predictions, class_names, *,
+                     centroids: evaluation.Predictions | None = None) -> list[dict[str, Any]]:
     """One row per file: the head's prediction and class probabilities, and, for a set large enough
     to hold every class several times, its label from the set's own class centroids (transductive.py;
-    decided for the whole set together)."""
+    decided for the whole set together; `centroids` if the caller already has them)."""
     rows = [{"file": f, "prediction": class_names[int(p.argmax())],
              **{n: float(v) for n, v in zip(class_names, p)}} for f, p in zip(files, predictions.probs)]
     if len(files) >= CENTROID_MIN_PER_CLASS * len(class_names):
-        centroid = transductive.centroid_probs(probs=predictions.probs, features=predictions.z_e).argmax(1)
-        for row, k in zip(rows, centroid):
+        if centroids is None:
+            centroids = evaluation.by_centroids(predictions)
+        for row, k in zip(rows, centroids.probs.argmax(1)):
             row["centroid_prediction"] = class_names[int(k)]
     return rows
 
