@@ -161,6 +161,10 @@ RATIOS = (
     ("emodna_consistency_adapt_pmap_1dev", "emodna_adapt_pmap_1dev",
      "Emo-DNA adapt step with / without target consistency"),
     ("consistency_pmap_1dev", "source_only_pmap_1dev", "source-only step with / without target consistency"),
+    ("emodna_adapt_shard_map_1dev", "emodna_adapt_pmap_1dev", "shard_map / pmap Emo-DNA adapt step time, 1 device"),
+    ("emodna_adapt_shard_map_2dev", "emodna_adapt_pmap_2dev", "shard_map / pmap Emo-DNA adapt step time, 2 devices"),
+    ("emodna_adapt_pmap_2dev", "emodna_adapt_pmap_1dev",
+     "2 / 1 forced CPU devices, pmap Emo-DNA adapt step time (same global batch, same 2 cores)"),
 )
 
 
@@ -169,6 +173,9 @@ def timed(fn, n: int) -> float:
     for _ in range(n):
         fn()
     return (time.perf_counter() - start) / n
+
+
+FULL_FORWARD = "full model, joint batch"
 
 
 def pseudo_label_forwards():
@@ -186,9 +193,11 @@ def pseudo_label_forwards():
     full = jax.jit(functools.partial(forward, model))
     emotion = jax.jit(functools.partial(forward, e_model))
     exact = float(np.max(np.abs(full(variables, x) - emotion(e_vars, x))))
-    fns = {"full model, joint batch (current)": lambda: full(variables, x).block_until_ready(),
-           "emotion encoder, joint batch (same logits)": lambda: emotion(e_vars, x).block_until_ready(),
-           "emotion encoder, target half only": lambda: emotion(e_vars, x[BATCH:]).block_until_ready()}
+    fns = {FULL_FORWARD: lambda: full(variables, x).block_until_ready(),
+           "emotion encoder, joint batch (same logits; shared-BatchNorm models use it)":
+               lambda: emotion(e_vars, x).block_until_ready(),
+           "emotion encoder, target half only (per-corpus-BatchNorm models, the default, use it)":
+               lambda: emotion(e_vars, x[BATCH:]).block_until_ready()}
     for f in fns.values():
         f()
     return fns, exact
@@ -270,13 +279,13 @@ def main() -> None:
     for name, (_, counts) in built.items():
         eps = counts["examples"] / med[name]
         enc = counts["encoder_examples"] / med[name]
-        ratio = enc / (BATCH / med[keras]) if keras in med else float("nan")
+        ratio = f"{enc / (BATCH / med[keras]):.2f}x" if keras in med else "-"
         mem = f"{memory[name]:.0f}" if name in memory else "-"
-        rows.append(f"| {name} | {med[name]:.3f} | {eps:.0f} | {enc:.0f} | {ratio:.2f}x | "
+        rows.append(f"| {name} | {med[name]:.3f} | {eps:.0f} | {enc:.0f} | {ratio} | "
                     f"{max(compile_first[name][0] - med[name], 0):.1f} | {compile_first[name][1]:.1f} | {mem} |")
-    rows += ["", "| pseudo-label forward (stop-gradient, no dropout) | s (median) | vs current |",
+    rows += ["", "| pseudo-label forward (stop-gradient, no dropout) | s (median) | vs full model |",
              "|---|---:|---:|"]
-    base = med["full model, joint batch (current)"]
+    base = med[FULL_FORWARD]
     rows += [f"| {n} | {med[n]:.3f} | {med[n] / base:.2f}x |" for n in pl_fns]
     ratios = [f"{what}: {med[a] / med[b]:.2f}x" for a, b, what in RATIOS if a in med and b in med]
     ratios.append(f"emotion-encoder-only pseudo-label probabilities vs full model: max |diff| {pl_exact:.1e}")
