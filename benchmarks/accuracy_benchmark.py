@@ -34,8 +34,8 @@ sys.path.insert(0, ROOT)
 from benchmarks.results_file import write_section  # noqa: E402
 
 TASKS = ("c2b", "c2e", "b2c", "b2e", "e2c", "e2b")
-METHODS = ("source_only", "adabn", "mmd", "dann", "coral", "pseudo_label", "consistency", "emodna",
-           "emodna_no_decoupling", "emodna_no_corpus_align", "emodna_no_class_align", "emodna_fixed_threshold",
+METHODS = ("source_only", "adabn", "mmd", "dann", "coral", "deep_coral", "pseudo_label", "consistency",
+           "emodna", "emodna_no_decoupling", "emodna_no_corpus_align", "emodna_no_class_align", "emodna_fixed_threshold",
            "emodna_consistency", "emodna_per_corpus_bn", "emodna_literal", "emodna_literal_no_decoupling",
            "emodna_literal_no_corpus_align", "emodna_balanced")
 # UAR % from shared/REFERENCE_RESULTS.md (TIM-Net supplementary Table S4; best of several runs).

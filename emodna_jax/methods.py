@@ -50,6 +50,19 @@ def _corpus_alignment_only(kind: str) -> Callable[[Config], None]:
     return apply
 
 
+def deep_coral(c: Config) -> None:
+    """CORAL with Deep CORAL's weighting rule (Sun & Saenko 2016): a weight that makes the CORAL loss
+    about as large as the classification loss at the end of training. At weight 1 (`coral`) it ended
+    340-13,000x below the source cross-entropy (median 2,300x over 14 runs of the benchmark, read from
+    their logged losses: source labels and unlabelled target features only), i.e. it did nothing;
+    the weight is that ratio's order of magnitude, fixed before any run of this method."""
+    _corpus_alignment_only("coral")(c)
+    c.loss.corpus_align_weight = DEEP_CORAL_WEIGHT
+
+
+DEEP_CORAL_WEIGHT = 1000.0
+
+
 def pseudo_label(c: Config) -> None:
     """Self-training: cross-entropy on target pseudo-labels above a fixed threshold."""
     _no_adaptation(c)
@@ -191,6 +204,7 @@ METHODS: dict[str, Callable[[Config], None]] = {
     "mmd": _corpus_alignment_only("mmd"),
     "dann": _corpus_alignment_only("dann"),
     "coral": _corpus_alignment_only("coral"),
+    "deep_coral": deep_coral,
     "pseudo_label": pseudo_label,
     "consistency": consistency,
     "emodna": emodna,

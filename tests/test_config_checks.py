@@ -20,6 +20,16 @@ def test_shipped_configs_pass(name):
     config_checks.validate(config, num_devices=1)
 
 
+def test_deep_coral_is_coral_with_the_papers_weight_rule():
+    """deep_coral differs from coral in the CORAL weight only (every other field equal)."""
+    coral, deep = (cross_corpus.get_config(f"c2b,{m}").to_dict() for m in ("coral", "deep_coral"))
+    assert deep["loss"].pop("corpus_align_weight") == methods.DEEP_CORAL_WEIGHT > 1
+    assert coral["loss"].pop("corpus_align_weight") == 1.0
+    for d in (coral, deep):
+        d.pop("method"), d.pop("method_settings")
+    assert deep == coral
+
+
 # (overrides, text the message must contain: the field, and what is wrong or what to do)
 REFUSALS = [
     ({"method": "emodnaa"}, ["config.method='emodnaa'", "emodna"]),
