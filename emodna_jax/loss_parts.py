@@ -22,6 +22,7 @@ def global_mean(values: jax.Array, mask: jax.Array, axis_name: str) -> jax.Array
     count = lax.psum(lax.stop_gradient(mask).sum(), axis_name)
     return (values * mask).sum() / jnp.maximum(count, 1.0)
 
+
 def strong_view(state: TrainState, target: jax.Array, axis_name: str) -> jax.Array:
     """The strong view (augment.py) of this device's target examples [Bt, T, F]; each example's key
     comes from its index in the global batch, so the views do not depend on the device count."""
@@ -29,6 +30,7 @@ def strong_view(state: TrainState, target: jax.Array, axis_name: str) -> jax.Arr
     key = jax.random.fold_in(jax.random.fold_in(state.rng, state.step), AUGMENT_STREAM)
     keys = augment.example_keys(key, first_index=lax.axis_index(axis_name) * num_target, count=num_target)
     return augment.strong_view(keys, target)
+
 
 def corpus_alignment(out, z_s, z_t, corpus_ids, ones_all, settings: StepSettings) -> jax.Array:
     """Local contribution of the corpus-level alignment loss (MMD, CORAL or DANN)."""
@@ -48,6 +50,7 @@ def corpus_alignment(out, z_s, z_t, corpus_ids, ones_all, settings: StepSettings
     else:
         raise ValueError(f"unknown corpus_align {settings.corpus_align!r}")
     return value / num_devices
+
 
 def class_alignment(z_s, z_t, logits_t, source_labels, pseudo, confident, target_probs, state,
                      settings: StepSettings) -> jax.Array:
@@ -70,6 +73,7 @@ def class_alignment(z_s, z_t, logits_t, source_labels, pseudo, confident, target
             bandwidth_multipliers=settings.mmd_bandwidths)
         return value / lax.psum(1, ax)
     raise ValueError(f"unknown class_align {settings.class_align!r}")
+
 
 def consistency(params, state: TrainState, x: jax.Array, logits_t: jax.Array, num_source: int,
                  rng: jax.Array, *, model: EmoDNAModel, settings: StepSettings) -> jax.Array:

@@ -50,6 +50,9 @@ def _corpus_alignment_only(kind: str) -> Callable[[Config], None]:
     return apply
 
 
+DEEP_CORAL_WEIGHT = 1000.0
+
+
 def deep_coral(c: Config) -> None:
     """CORAL with Deep CORAL's weighting rule (Sun & Saenko 2016): a weight that makes the CORAL loss
     about as large as the classification loss at the end of training. At weight 1 (`coral`) it ended
@@ -58,9 +61,6 @@ def deep_coral(c: Config) -> None:
     the weight is that ratio's order of magnitude, fixed before any run of this method."""
     _corpus_alignment_only("coral")(c)
     c.loss.corpus_align_weight = DEEP_CORAL_WEIGHT
-
-
-DEEP_CORAL_WEIGHT = 1000.0
 
 
 def pseudo_label(c: Config) -> None:
