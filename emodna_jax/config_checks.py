@@ -11,7 +11,7 @@ from emodna_jax import labels, methods, parallel, synthetic_speech, thresholds
 
 CORPUS_ALIGN = ("mmd", "dann", "coral", "none")
 CLASS_ALIGN = ("prototype", "lmmd", "cross_entropy", "none")
-NORMALIZATION = ("corpus", "utterance", "none")
+NORMALIZATION = ("corpus", "speaker", "utterance", "none")
 TEACHERS = ("student", "ema")
 BATCH_NORM = ("shared", "per_corpus")
 FEATURES = ("mfcc39", "logmel64")  # front ends the builders write (features.FEATURE_CONFIGS; a test keeps them equal)

@@ -116,11 +116,12 @@ def _target_stats(config: ml_collections.ConfigDict, data: Any) -> normalization
     stats = getattr(data, "target_stats", None)
     if stats is not None:
         return stats
-    if config.normalization != "corpus":
+    if config.normalization not in ("corpus", "speaker"):
         return normalization.fit(config.normalization, np.zeros((1,) + tuple(data.feature_shape), np.float32))
     raw = input_pipeline.select_classes(
         input_pipeline.load_corpus_arrays(config.target, config=config, split=config.target_split),
         data.class_names, role="target")
+    # New recordings carry no speaker id: per-speaker runs standardise them by the target corpus'.
     return normalization.fit("corpus", raw.features)
 
 

@@ -356,11 +356,15 @@ def create_task_data(config: ml_collections.ConfigDict, *, num_devices: int, pro
                          f"speaker of {config.source!r}: nothing is left to train on")
     source_val = source_all.subset(held) if val_speakers else None
 
-    # Label-free statistics of each corpus' own training examples, applied to all its streams.
+    # Label-free statistics of each corpus' own training examples, applied to all its streams. Per
+    # speaker, every source speaker (held-out ones too) is standardised by its own frames alone, as
+    # each target speaker is: held-out speakers then stand for a new corpus' speakers.
     kind = config.normalization
-    s_stats = normalization.fit(kind, source.features)
-    t_stats = normalization.fit(kind, target.features)
-    norm = lambda a, st: dataclasses.replace(a, features=normalization.apply(st, a.features))  # noqa: E731
+    s_fit = source_all if kind == "speaker" else source
+    s_stats = normalization.fit(kind, s_fit.features, s_fit.speakers)
+    t_stats = normalization.fit(kind, target.features, target.speakers)
+    norm = lambda a, st: dataclasses.replace(  # noqa: E731
+        a, features=normalization.apply(st, a.features, a.speakers))
     eval_per_device = max(1, math.ceil(config.eval_batch_size / shards))
     return TaskData(
         class_names=class_names, feature_shape=tuple(int(d) for d in source.features.shape[1:]),

@@ -192,6 +192,46 @@ def test_corpus_normalization_matches_numpy_and_uses_train_speakers_only():
                                rtol=1e-5, atol=1e-5)
 
 
+def test_speaker_normalization_standardises_each_speaker_by_its_own_frames():
+    src = labelled(20, offset=5.0, speakers=("s1", "s2", "s3", "s4"))
+    tgt = make_corpus("tgt", ["unknown"] * 9, speakers=("t1", "t2", "t3"), seed=3, offset=-2.0)
+    tgt.features[tgt.speakers == "t2"] += 10.0  # one target speaker far from the others
+    data = task({"src": src, "tgt": tgt}, config(normalization="speaker", source_val_speakers="s4"),
+                num_devices=1)
+
+    def own(arrays, speaker):
+        x = arrays.features[arrays.speakers == speaker].astype(np.float64)
+        frames = x.reshape(-1, F)
+        return (x - frames.mean(0)) / frames.std(0)
+
+    for speaker in ("t1", "t2", "t3"):
+        np.testing.assert_allclose(data.target.features[tgt.speakers == speaker], own(tgt, speaker),
+                                   rtol=1e-5, atol=1e-5)
+    train = src.speakers != "s4"
+    for speaker in ("s1", "s2", "s3"):
+        np.testing.assert_allclose(data.source.features[src.speakers[train] == speaker], own(src, speaker),
+                                   rtol=1e-5, atol=1e-5)
+    # A held-out source speaker is standardised by its own frames, as a new corpus' speaker is.
+    np.testing.assert_allclose(data.source_val.features, own(src, "s4"), rtol=1e-5, atol=1e-5)
+    # Each speaker ends at mean 0 and std 1 per coefficient: the t2 offset is gone.
+    t2 = data.target.features[tgt.speakers == "t2"].reshape(-1, F)
+    np.testing.assert_allclose(t2.mean(0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(t2.std(0), 1.0, atol=1e-4)
+
+
+def test_speaker_normalization_falls_back_to_the_corpus_and_refuses_missing_ids():
+    from emodna_jax import normalization
+    x = np.random.default_rng(0).normal(size=(6, T, F)).astype(np.float32) * 3 + 1
+    stats = normalization.fit("speaker", x, np.array(["a", "a", "a", "b", "b", "b"], dtype=object))
+    corpus = normalization.fit("corpus", x)
+    np.testing.assert_allclose(normalization.apply(stats, x[:2]), normalization.apply(corpus, x[:2]))
+    unseen = normalization.apply(stats, x[:2], np.array(["c", "a"], dtype=object))
+    np.testing.assert_allclose(unseen[0], normalization.apply(corpus, x[:1])[0], rtol=1e-6)
+    assert not np.allclose(unseen[1], normalization.apply(corpus, x[1:2])[0])
+    with pytest.raises(ValueError, match="speaker id per example"):
+        normalization.fit("speaker", x, None)
+
+
 def test_source_val_speakers_leave_the_train_stream():
     src = labelled(20, speakers=("s1", "s2", "s3", "s4"))
     data = task({"src": src, "tgt": labelled(10)}, config(source_val_speakers="s2, s4"), num_devices=2)
