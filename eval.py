@@ -21,6 +21,9 @@ flags.DEFINE_string("predict", None, "An audio file or folder to label instead o
 flags.DEFINE_bool("plots", True, "Write <name>_confusion.png and <name>_embeddings.png beside the "
                   "JSON (--noplots: the JSON only).")
 flags.DEFINE_string("output", None, "CSV path for --predict (default: WORKDIR/predictions.csv).")
+flags.DEFINE_string("speaker", None, "For --predict with a per-speaker-normalised run: a target speaker "
+                    "id, or 'self' (the files are one new speaker, standardised by their own "
+                    "statistics); default: the target corpus' statistics.")
 flags.mark_flag_as_required("workdir")
 
 
@@ -32,7 +35,8 @@ def main(argv: list[str]) -> None:
     FLAGS = flags.FLAGS
     try:
         if FLAGS.predict:
-            rows = inference.predict_files(FLAGS.workdir, FLAGS.predict, output=FLAGS.output)
+            rows = inference.predict_files(FLAGS.workdir, FLAGS.predict, output=FLAGS.output,
+                                          speaker=FLAGS.speaker)
             names = [k for k in rows[0] if k not in ("file", "prediction", "centroid_prediction")]
             centroid = "centroid_prediction" in rows[0]  # the set labelled by its own class centroids
             print(f"{'file':40s} {'prediction':10s} " + (f"{'centroid':10s} " if centroid else "")

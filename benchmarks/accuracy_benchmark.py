@@ -8,7 +8,9 @@ Each run is `python train.py --config=configs/cross_corpus.py:TASK,METHOD --conf
 own process and workdir (<runs_dir>/<setting>/<task>/<method>/seed<S>). The benchmark is resumable:
 a run whose results.json exists is kept and skipped; an interrupted run resumes from its checkpoint.
 Every --set override applies to every run (one setting for all tasks and methods, chosen without
-target labels), and the runs of one setting share a folder named after it.
+target labels), and the runs of one setting share a folder named after it. Overrides are applied on
+top of FOLDER_BASE (the config the folders were started from), so the default Emo-DNA of today's
+configs/default.py is the setting --set=normalization=speaker.
 
 The report reads every results.json under the setting's folder: UAR and WAR as mean +- std (sample
 std, ddof=1) over the seeds that finished, per task and averaged over tasks, beside the published
@@ -43,20 +45,35 @@ PUBLISHED = {"TIM-Net": {"c2b": 50.4, "c2e": 36.4, "b2c": 42.4, "b2e": 36.4, "e2
              "CAAM": {"c2b": 54.6, "c2e": 32.1, "b2c": 39.6, "b2e": 37.1, "e2c": 39.0, "e2b": 47.9}}
 
 
+# The config every folder under benchmarks/runs was started from, where it differs from today's
+# configs/default.py: speaker normalisation became the default after 211 runs at corpus normalisation
+# (RESULTS.md "Speaker normalisation"). A folder is named by its --set overrides of this base, so each
+# folder's command still reproduces its runs; the adopted default is --set=normalization=speaker.
+FOLDER_BASE = ("normalization=corpus",)
+
+
 def setting_name(overrides: list[str]) -> str:
     """A folder name for one set of overrides ("default" when there are none)."""
     return "default" if not overrides else "_".join(o.replace("=", "-").replace(".", "-") for o in overrides)
+
+
+def train_command(task: str, method: str, seed: int, workdir: str, overrides: list[str],
+                  data_dir: str) -> list[str]:
+    """The train.py command of one run: FOLDER_BASE, then the overrides (which win over the base)."""
+    cmd = [sys.executable, "train.py", f"--config=configs/cross_corpus.py:{task},{method}",
+           f"--config.seed={seed}", f"--workdir={workdir}", "--config.plots=False"]
+    if data_dir:
+        cmd.append(f"--config.data_dir={data_dir}")
+    overridden = {o.split("=", 1)[0] for o in overrides}
+    base = [o for o in FOLDER_BASE if o.split("=", 1)[0] not in overridden]
+    return cmd + [f"--config.{o}" for o in base + list(overrides)]
 
 
 def run_one(task: str, method: str, seed: int, workdir: str, overrides: list[str], data_dir: str) -> float:
     """Runs train.py for one (task, method, seed) unless results.json exists; returns seconds spent."""
     if os.path.exists(os.path.join(workdir, "results.json")):
         return 0.0
-    cmd = [sys.executable, "train.py", f"--config=configs/cross_corpus.py:{task},{method}",
-           f"--config.seed={seed}", f"--workdir={workdir}", "--config.plots=False"]
-    if data_dir:
-        cmd.append(f"--config.data_dir={data_dir}")
-    cmd += [f"--config.{o}" for o in overrides]
+    cmd = train_command(task, method, seed, workdir, overrides, data_dir)
     os.makedirs(workdir, exist_ok=True)
     tick = time.time()
     with open(os.path.join(workdir, "train.log"), "a") as log:

@@ -30,10 +30,12 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.data_dir = ""
     # TFDS builder config = front end; the default is the authors' 39 MFCCs, 22,050 Hz, 96,000 samples.
     c.features = "mfcc39"
-    # Feature standardisation: "corpus" (each corpus by its own unlabelled statistics), "speaker"
-    # (each speaker by its own; reads speaker ids, no label), "utterance" (each utterance by itself)
-    # or "none" (raw, as the authors did).
-    c.normalization = "corpus"
+    # Feature standardisation: "speaker" (each speaker by its own unlabelled statistics; reads speaker
+    # ids, no label; adopted by a rule fixed beforehand, benchmarks/RESULTS.md "Speaker
+    # normalisation"), "corpus" (each corpus by its own; the default before), "utterance" (each
+    # utterance by itself) or "none" (raw, as the authors did). A corpus whose examples all carry
+    # one speaker id ("unknown" in a folder without speakers) gets corpus statistics either way.
+    c.normalization = "speaker"
     c.shuffle_buffer = 2048
     # The target split used both as unlabelled training data and as the test set
     # (the authors' protocol: the whole target corpus).

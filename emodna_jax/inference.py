@@ -76,15 +76,31 @@ def evaluate_workdir(workdir: str, *, corpus: str | None = None, split: str | No
     return result
 
 
-def predict_files(workdir: str, path: str, *, output: str | None = None) -> list[dict[str, Any]]:
+def predict_files(workdir: str, path: str, *, output: str | None = None,
+                  speaker: str | None = None) -> list[dict[str, Any]]:
     """Class probabilities for one audio file or every audio file under a folder; writes a CSV
-    (default WORKDIR/predictions.csv) and returns its rows."""
+    (default WORKDIR/predictions.csv) and returns its rows.
+
+    For a run with per-speaker normalisation, `speaker` says whose statistics standardise the files:
+    None, the target corpus' (speaker unknown); a speaker id of the target corpus, that speaker's;
+    "self", the files' own, as one new speaker (every file from that speaker, a few dozen or more).
+    Other runs standardise like their target corpus and ignore it."""
     config, data, fns, state = load_run(workdir)
     files = _audio_files(path)
     feature_config = features.get_feature_config(config.features)
     x = np.stack([features.features_from_file(f, feature_config) for f in files])
     # New recordings are standardised like the target corpus the model was adapted to.
-    x = normalization.apply(_target_stats(config, data), x)
+    stats = _target_stats(config, data)
+    if speaker == "self" and stats.kind == "speaker":
+        x = normalization.apply(normalization.fit("corpus", x), x)
+    elif speaker is not None and stats.kind == "speaker":
+        if speaker not in stats.by_speaker:
+            raise ValueError(f"speaker={speaker!r} is not a speaker of the target corpus {config.target!r} "
+                             f"(its speakers: {', '.join(sorted(stats.by_speaker))}); pass one of "
+                             "them, 'self' (the files' own statistics) or none (the corpus')")
+        x = normalization.apply(stats, x, np.array([speaker] * len(x), dtype=object))
+    else:
+        x = normalization.apply(stats, x)
     predictions = evaluation.predict(fns, state, _padded_batches(x, fns.backend.num_devices,
                                                                  data.per_device_eval_batch))
     rows = _prediction_rows(files, predictions, data.class_names)
@@ -121,8 +137,7 @@ def _target_stats(config: ml_collections.ConfigDict, data: Any) -> normalization
     raw = input_pipeline.select_classes(
         input_pipeline.load_corpus_arrays(config.target, config=config, split=config.target_split),
         data.class_names, role="target")
-    # New recordings carry no speaker id: per-speaker runs standardise them by the target corpus'.
-    return normalization.fit("corpus", raw.features)
+    return normalization.fit(config.normalization, raw.features, raw.speakers)
 
 
 def _audio_files(path: str) -> list[str]:

@@ -166,21 +166,29 @@ def test_a_run_saved_before_newer_config_fields_still_evaluates(uninterrupted, t
 
 
 def test_predicting_files_matches_the_eval_stream(uninterrupted, tmp_path):
-    """A practitioner's path (audio file -> features -> target statistics -> model) gives the
+    """A practitioner's path (audio file -> features -> the speaker's statistics -> model) gives the
     probabilities the eval stream gives for the same recordings."""
     import soundfile as sf
 
     from emodna_jax import synthetic_speech
 
     config, workdir, _ = uninterrupted
-    wanted = synthetic_speech.corpus_utterances("b")[::50]  # 4 utterances of the target corpus
+    assert config.normalization == "speaker"  # the default
+    utterances = synthetic_speech.corpus_utterances("b")
+    speaker = utterances[0].speaker.name
+    wanted = [u for u in utterances if u.speaker.name == speaker][::12]  # 5 of one target speaker
     folder = tmp_path / "audio"
     for utt in wanted:
         path = folder / utt.file
         path.parent.mkdir(parents=True, exist_ok=True)
         sf.write(str(path), synthetic_speech.synthesize(utt, sample_rate=22050), 22050, subtype="FLOAT")
-    rows = inference.predict_files(workdir, str(folder), output=str(tmp_path / "p.csv"))
-    assert len(rows) == len(wanted)
+    with pytest.raises(ValueError, match="not a speaker of the target corpus"):
+        inference.predict_files(workdir, str(folder), output=str(tmp_path / "p.csv"), speaker="nobody")
+    unknown = inference.predict_files(workdir, str(folder), output=str(tmp_path / "p.csv"))
+    rows = inference.predict_files(workdir, str(folder), output=str(tmp_path / "p.csv"), speaker=speaker)
+    assert len(unknown) == len(rows) == len(wanted)
+    probs = lambda rs: np.array([[r[n] for n in config.classes.split(",")] for r in rs])  # noqa: E731
+    assert np.abs(probs(unknown) - probs(rows)).max() > 1e-4  # corpus statistics are not the speaker's
     _, data, fns, state = inference.load_run(workdir)
     predictions = evaluation.predict(fns, state, data.eval_batches("target"))
     by_file = {e.file: p for e, p in zip(data.eval_examples("target"), predictions.probs)}
@@ -208,6 +216,9 @@ def test_a_large_enough_set_of_files_also_gets_centroid_labels(uninterrupted, tm
     rows = inference.predict_files(workdir, str(folder), output=str(tmp_path / "p.csv"))
     names = read_json(os.path.join(workdir, "results.json"))["classes"]
     assert len(rows) == 10 and all(row["centroid_prediction"] in names for row in rows)
+    own = inference.predict_files(workdir, str(folder), output=str(tmp_path / "own.csv"), speaker="self")
+    probs = lambda rs: np.array([[r[n] for n in names] for r in rs])  # noqa: E731
+    assert len(own) == 10 and np.abs(probs(own) - probs(rows)).max() > 1e-4  # the files' own statistics
     with open(tmp_path / "p.csv") as f:
         assert f.readline().strip().endswith(",centroid_prediction")
 
