@@ -11,7 +11,7 @@ import numpy as np
 
 from configs import default as default_config
 from emodna_jax import (
-    checkpointing, evaluation, features, input_pipeline, normalization, run_logging, trainer)
+    checkpointing, evaluation, features, normalization, run_logging, trainer)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 # predictions.csv gets a centroid_prediction column from this many files per class upwards.
@@ -90,7 +90,7 @@ def predict_files(workdir: str, path: str, *, output: str | None = None,
     feature_config = features.get_feature_config(config.features)
     x = np.stack([features.features_from_file(f, feature_config) for f in files])
     # New recordings are standardised like the target corpus the model was adapted to.
-    stats = _target_stats(config, data)
+    stats = data.target_stats  # fitted by the input pipeline on the target corpus, label-free
     if speaker == "self" and stats.kind == "speaker":
         x = normalization.apply(normalization.fit("corpus", x), x)
     elif speaker is not None and stats.kind == "speaker":
@@ -124,20 +124,6 @@ def _padded_batches(x: np.ndarray, num_devices: int, per_device: int):
         yield {"features": padded.reshape((num_devices, per_device) + x.shape[1:]),
                "label": np.full((num_devices, per_device), -1, np.int32),
                "mask": mask.reshape(num_devices, per_device)}
-
-
-def _target_stats(config: ml_collections.ConfigDict, data: Any) -> normalization.Stats:
-    """The normalisation statistics of the run's target corpus (label-free), as the input pipeline
-    fitted them: taken from the task data when it keeps them, else fitted again on the raw split."""
-    stats = getattr(data, "target_stats", None)
-    if stats is not None:
-        return stats
-    if config.normalization not in ("corpus", "speaker"):
-        return normalization.fit(config.normalization, np.zeros((1,) + tuple(data.feature_shape), np.float32))
-    raw = input_pipeline.select_classes(
-        input_pipeline.load_corpus_arrays(config.target, config=config, split=config.target_split),
-        data.class_names, role="target")
-    return normalization.fit(config.normalization, raw.features, raw.speakers)
 
 
 def _audio_files(path: str) -> list[str]:

@@ -233,6 +233,8 @@ class TaskData:
     process_index: int = 0
     process_count: int = 1
     prefetch: int = 2
+    # The target corpus' normalisation statistics (label-free), for new recordings at inference.
+    target_stats: normalization.Stats | None = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self._perm = functools.lru_cache(maxsize=8)(_permutation)
@@ -372,4 +374,4 @@ def create_task_data(config: ml_collections.ConfigDict, *, num_devices: int, pro
         target=norm(target, t_stats), source_val=None if source_val is None else norm(source_val, s_stats),
         seed=int(config.seed), per_device_batch=config.batch_size // shards,
         per_device_eval_batch=eval_per_device, num_devices=num_devices, process_index=process_index,
-        process_count=process_count, prefetch=int(config.get("prefetch", 2)))
+        process_count=process_count, prefetch=int(config.get("prefetch", 2)), target_stats=t_stats)
