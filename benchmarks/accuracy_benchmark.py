@@ -38,8 +38,8 @@ from benchmarks.results_file import write_section  # noqa: E402
 TASKS = ("c2b", "c2e", "b2c", "b2e", "e2c", "e2b")
 METHODS = ("source_only", "adabn", "mmd", "dann", "coral", "deep_coral", "pseudo_label", "consistency",
            "emodna", "emodna_no_decoupling", "emodna_no_corpus_align", "emodna_no_class_align", "emodna_fixed_threshold",
-           "emodna_consistency", "emodna_per_corpus_bn", "emodna_literal", "emodna_literal_no_decoupling",
-           "emodna_literal_no_corpus_align", "emodna_balanced")
+           "emodna_consistency", "emodna_centroid", "emodna_per_corpus_bn", "emodna_literal",
+           "emodna_literal_no_decoupling", "emodna_literal_no_corpus_align", "emodna_balanced")
 # UAR % from shared/REFERENCE_RESULTS.md (TIM-Net supplementary Table S4; best of several runs).
 PUBLISHED = {"TIM-Net": {"c2b": 50.4, "c2e": 36.4, "b2c": 42.4, "b2e": 36.4, "e2c": 39.8, "e2b": 47.0},
              "CAAM": {"c2b": 54.6, "c2e": 32.1, "b2c": 39.6, "b2e": 37.1, "e2c": 39.0, "e2b": 47.9}}

@@ -101,6 +101,14 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     # Keep a pseudo-label only where a strong view of the example (time shift, time and coefficient
     # masks, noise: emodna_jax/augment.py) gets the same class: one more target-only forward a step.
     c.pseudo.agreement = False
+    # Who labels the target: "head" (the classifier's probabilities, as published) or "centroid" (the
+    # target's own class centroids in z_e over the whole unlabelled target, SHOT-style, recomputed
+    # at the first adaptation step and every step that is a multiple of `centroid_every`, from an
+    # inference pass: emodna_jax/target_labeller.py). The thresholds, distribution alignment and
+    # agreement then act on the labeller's probabilities. 25 divides checkpoint_every, so a run resumed
+    # from a regular checkpoint relabels exactly as an uninterrupted one.
+    c.pseudo.labeller = "head"
+    c.pseudo.centroid_every = 25
     c.prototype_momentum = 0.9  # m of the prototype EMA
 
     # ---- optimisation -----------------------------------------------------------------------

@@ -14,8 +14,8 @@ Design (measured in benchmarks/RESULTS.md, "## Data"):
   number of processes: process p takes its contiguous slice of B/P positions of every step
   (per-process slices for multi-host; every process holds the small corpus in memory).
 * Target labels never enter the train stream: target batches are built from the features array
-  alone, and carry only "features" and "corpus". The order of the target stream is drawn from the
-  seed alone, never from labels.
+  alone, and carry only "features", "corpus" and "index" (the example's position in the split).
+  The order of the target stream is drawn from the seed alone, never from labels.
 * Class set (config.classes, canonical names, ids 0..K-1 in that order). The source keeps the
   examples of those classes (unlabelled source examples are dropped) and must have every class.
   The TARGET follows the authors' protocol: when it is labelled, it is restricted to the shared
@@ -255,17 +255,21 @@ class TaskData:
         """The batch of training step `step` (this process' slice), see `train_batches`."""
         xs, idx_s = self._stream(self.source, SOURCE_STREAM, step)
         # Built from the target FEATURES only: no label can reach the train step.
-        xt, _ = self._stream(self.target, TARGET_STREAM, step)
+        # "index" is each example's position in the target split (the order of eval_batches("target")),
+        # by which a host-side labeller (pseudo.labeller="centroid") finds its rows.
+        xt, idx_t = self._stream(self.target, TARGET_STREAM, step)
         shape = idx_s.shape
         return {
             "source": {"features": xs, "label": self.source.labels[idx_s].astype(np.int32),
                        "corpus": np.full(shape, SOURCE_STREAM, np.int32)},
-            "target": {"features": xt, "corpus": np.full(shape, TARGET_STREAM, np.int32)},
+            "target": {"features": xt, "corpus": np.full(shape, TARGET_STREAM, np.int32),
+                       "index": idx_t.astype(np.int32)},
         }
 
     def train_batches(self, start_step: int = 0) -> Iterator[dict]:
         """Endless batches from step `start_step` on: {"source": {features f32[n_dev, b, T, F],
-        label i32[n_dev, b], corpus i32 (0)}, "target": {features, corpus i32 (1)}}, prefetched."""
+        label i32[n_dev, b], corpus i32 (0)}, "target": {features, corpus i32 (1), index i32}},
+        prefetched."""
         if start_step < 0:
             raise ValueError(f"start_step={start_step} must be >= 0")
         return _prefetch(self.train_batch, start_step, self.prefetch)

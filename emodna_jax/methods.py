@@ -26,6 +26,7 @@ def _no_adaptation(c: Config) -> None:
     c.pseudo.teacher = "student"
     c.pseudo.distribution_alignment = False
     c.pseudo.agreement = False
+    c.pseudo.labeller = "head"
 
 
 def source_only(c: Config) -> None:
@@ -147,6 +148,10 @@ def _with_fixed_threshold(c: Config) -> None:
     c.pseudo.threshold = "fixed"
 
 
+def _with_centroid_labeller(c: Config) -> None:
+    c.pseudo.labeller = "centroid"
+
+
 def _with_shared_trunk(c: Config) -> None:
     c.model.shared_blocks = c.model.dilations // 2
 
@@ -179,6 +184,11 @@ emodna_consistency = _ablation(
     emodna, _with_consistency,
     "Emo-DNA plus target consistency between each target example and its strong view (a term the "
     "published description does not have; one more emotion-encoder pass on the target a step).")
+emodna_centroid = _ablation(
+    emodna, _with_centroid_labeller,
+    "Emo-DNA whose pseudo-labels come from the target's own class centroids in z_e (SHOT-style, over the "
+    "whole unlabelled target, renewed every pseudo.centroid_every steps) instead of the classifier head; "
+    "the adaptive thresholds act on the centroid assignments.")
 emodna_literal_no_decoupling = _ablation(
     emodna_literal, _without_decoupling,
     "`emodna_literal` without the corpus encoder and the contrastive decoupling.")
@@ -214,6 +224,7 @@ METHODS: dict[str, Callable[[Config], None]] = {
     "emodna_fixed_threshold": emodna_fixed_threshold,
     "emodna_shared_trunk": emodna_shared_trunk,
     "emodna_consistency": emodna_consistency,
+    "emodna_centroid": emodna_centroid,
     "emodna_literal": emodna_literal,
     "emodna_per_corpus_bn": emodna_per_corpus_bn,
     "emodna_literal_no_decoupling": emodna_literal_no_decoupling,

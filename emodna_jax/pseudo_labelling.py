@@ -14,12 +14,15 @@ from emodna_jax.train_state import TrainState
 
 
 def pseudo_labels(
-    state: TrainState, x: jax.Array, num_source: int, *, model: EmoDNAModel, settings: StepSettings
+    state: TrainState, x: jax.Array, num_source: int, *, model: EmoDNAModel, settings: StepSettings,
+    labeller_probs: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array, jax.Array, thresholds.ThresholdState, jax.Array, dict[str, jax.Array]]:
     """Stop-gradient pseudo-labels for the target half of x, and the updated threshold state.
 
-    The forward uses batch statistics (so BatchNorm sees what the training forward sees) but no
-    dropout, from the student or from the EMA teacher. With `distribution_alignment` the returned
+    With `settings.labeller == "head"` the probabilities come from a forward that uses batch
+    statistics (so BatchNorm sees what the training forward sees) but no dropout, from the student
+    or from the EMA teacher. With "centroid" they are `labeller_probs` [Bt, K], the target's own
+    class-centroid assignments the host computed (trainer.py, transductive.py). With `distribution_alignment` the returned
     probabilities (and the pseudo-labels and thresholds applied to them) are the aligned ones. With
     `agreement` a pseudo-label stays confident only where a strong view of the example (augment.py)
     is given the same class.
@@ -40,7 +43,13 @@ def pseudo_labels(
                                mutable=["batch_stats"])
         return jax.nn.softmax(lax.stop_gradient(out["logits_e"][num_source:]))
 
-    probs = target_probs(x)
+    if settings.labeller == "centroid":
+        if labeller_probs is None:
+            raise ValueError("pseudo.labeller='centroid' needs the batch's target 'labeller_probs' "
+                             "(the trainer adds them; see trainer.CentroidLabeller)")
+        probs = lax.stop_gradient(labeller_probs.astype(jnp.float32))
+    else:
+        probs = target_probs(x)
     mask = jnp.ones(probs.shape[:1], jnp.float32)
     sums = lax.psum(
         thresholds.batch_statistics(probs=probs, mask=mask, fixed_threshold=settings.fixed_threshold), ax

@@ -37,6 +37,7 @@ class StepSettings:
     distribution_alignment: bool
     agreement: bool
     prototype_momentum: float
+    labeller: str = "head"
     axis_name: str = "batch"
 
     @classmethod
@@ -72,6 +73,7 @@ class StepSettings:
             distribution_alignment=pseudo.distribution_alignment,
             agreement=pseudo.agreement,
             prototype_momentum=config.prototype_momentum,
+            labeller=pseudo.get("labeller", "head"),
             axis_name=axis_name,
         )
 

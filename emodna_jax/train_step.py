@@ -52,7 +52,8 @@ def train_step(
     Args:
       state: the (replicated) train state.
       batch: {"source": {"features" [Bs, T, F], "label" [Bs], "corpus" [Bs]},
-              "target": {"features" [Bt, T, F], "corpus" [Bt]}} (no target labels).
+              "target": {"features" [Bt, T, F], "corpus" [Bt], "index" [Bt]?,
+                         "labeller_probs" [Bt, K] (pseudo.labeller="centroid" only)}} (no target labels).
       model, tx, settings: static.
       adapt: static phase; False during warm-up (no pseudo-labels anywhere).
     Returns:
@@ -80,7 +81,7 @@ def train_step(
     target_probs, pseudo_monitors = None, {}
     if use_pseudo:
         target_probs, pseudo, confident, new_thresholds, tau, pseudo_monitors = pseudo_labels(
-            state, x, num_source, model=model, settings=settings)
+            state, x, num_source, model=model, settings=settings, labeller_probs=tgt.get("labeller_probs"))
     emotion_labels = jnp.concatenate([source_labels, pseudo])
     emotion_mask = jnp.concatenate([ones_s, confident])
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from emodna_jax import (
     checkpointing, config_checks, diagnostics, evaluation, input_pipeline, parallel, plots,
-    run_logging, step_functions, thresholds, train_state)
+    run_logging, step_functions, target_labeller, thresholds, train_state)
 
 
 class _StopFlag:
@@ -111,6 +111,10 @@ def _train(config, workdir, backend, data, fns, checkpointer, is_lead, wall_star
     batches = data.train_batches(start_step=start)
     timing = {"train_seconds": 0.0, "timed_steps": 0}
     compiled: set[bool] = set()  # phases whose step has run once (its first call compiles)
+    labeller, labeller_monitors = None, {}
+    if fns.settings.uses_pseudo_labels and fns.settings.labeller == "centroid":
+        labeller = target_labeller.CentroidLabeller(
+            every=config.pseudo.centroid_every, warmup_steps=config.pseudo.warmup_steps)
     pending = None  # (step, metrics) of the previous step, read one step late to keep dispatch async
     last_metrics: dict[str, Any] = {}
     if "train_loss" in metadata:  # a finished run started again reports the loss it ended with
@@ -144,7 +148,12 @@ def _train(config, workdir, backend, data, fns, checkpointer, is_lead, wall_star
         for step in range(start, config.num_steps):
             tick = time.perf_counter()
             adapt = fns.is_adapting(step)
-            state, metrics = fns.train(state, next(batches), adapt=adapt)
+            batch = next(batches)
+            if labeller is not None and adapt:
+                if labeller.due(step):
+                    labeller_monitors = writer.write(step, labeller.refresh(fns, state, data))
+                batch = labeller.attach(batch)
+            state, metrics = fns.train(state, batch, adapt=adapt)
             if pending is not None:
                 last_metrics = settle(pending)  # raises on a non-finite loss, before any save
             pending = (step, metrics)
@@ -165,6 +174,7 @@ def _train(config, workdir, backend, data, fns, checkpointer, is_lead, wall_star
                                  "run the same command to resume from the checkpoint")
         if pending is not None:
             last_metrics = settle(pending)
+    last_metrics = {**labeller_monitors, **last_metrics}  # the last table's monitors, with the last step's
     checkpointer.wait()
     writer.flush()
     timing["wall_seconds"] = time.perf_counter() - wall_start

@@ -58,7 +58,9 @@ def test_train_batch_keys_shapes_and_no_target_labels():
     batch = next(data.train_batches())
     assert set(batch) == {"source", "target"}
     assert set(batch["source"]) == {"features", "label", "corpus"}
-    assert set(batch["target"]) == {"features", "corpus"}  # no label key at all
+    assert set(batch["target"]) == {"features", "corpus", "index"}  # no label key at all
+    # "index" finds each target example in the split: same features as the split's row.
+    np.testing.assert_array_equal(batch["target"]["features"], data.target.features[batch["target"]["index"]])
     assert batch["source"]["features"].shape == (4, 2, T, F)
     assert batch["source"]["features"].dtype == np.float32
     assert batch["source"]["label"].dtype == np.int32
@@ -302,7 +304,7 @@ def test_synthetic_task_through_tfds(synthetic_data_dir):  # noqa: F811
     assert (data.num_source, data.num_target) == (150, 200)
     batch = data.train_batch(0)
     assert batch["source"]["features"].shape == (4, 4, 188, 39)
-    assert set(batch["target"]) == {"features", "corpus"}  # no target label in training
+    assert set(batch["target"]) == {"features", "corpus", "index"}  # no target label in training
     # Corpus normalisation: the target's own frames have zero mean and unit std per coefficient.
     frames = data.target.features.reshape(-1, 39)
     np.testing.assert_allclose(frames.mean(0), 0, atol=1e-3)

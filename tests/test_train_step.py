@@ -127,3 +127,29 @@ def test_consistency_adds_its_weighted_kl_to_the_total_and_nothing_else():
     for name in parts[0.0]:
         if name != "loss/total":
             np.testing.assert_allclose(parts[2.0][name], parts[0.0][name], rtol=1e-5, err_msg=name)
+
+
+def test_centroid_labeller_pseudo_labels_are_the_given_assignments():
+    """With pseudo.labeller='centroid' the step's pseudo-labels are the argmax of the batch's
+    `labeller_probs`, not the head's, and the thresholds act on those probabilities."""
+    import jax
+    import pytest
+
+    config = helpers.tiny_config("emodna_centroid")
+    backend = parallel.create_backend("pmap", num_devices=1)
+    fns = step_functions.make_step_functions(config, num_classes=NUM_CLASSES, backend=backend)
+    state = fns.init_state(config, helpers.TINY_SHAPE)
+    batch = helpers.two_domain_batch(np.random.default_rng(0), devices=1, per_device=12,
+                                     num_classes=NUM_CLASSES)
+    given = np.full((1, 12, NUM_CLASSES), 0.05, np.float32)
+    given[0, np.arange(12), np.arange(12) % NUM_CLASSES] = 0.9
+    batch["target"]["labeller_probs"] = given
+    _, metrics = fns.train(state, batch, adapt=True)
+    metrics = backend.host_outputs(metrics, replicated=True)
+    # tau_min = 0 in tiny configs: every example passes, four of each class.
+    np.testing.assert_allclose(metrics["pseudo/confident_fraction"], 1.0)
+    np.testing.assert_allclose(metrics["pseudo/confident_per_class"], [4, 4, 4])
+    assert np.isfinite(float(metrics["loss/class_align"]))
+    del batch["target"]["labeller_probs"]
+    with pytest.raises(ValueError, match="labeller_probs"):
+        jax.block_until_ready(fns.train(state, batch, adapt=True))
