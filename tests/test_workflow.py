@@ -235,6 +235,20 @@ def _patch_batches(monkeypatch, at_step, action):
     monkeypatch.setattr(input_pipeline.TaskData, "train_batch", train_batch)
 
 
+def _crash_at_step_7_and_resume(config, workdir, monkeypatch):
+    """Crashes the run of `config` in `workdir` while the batch of step 7 is built (after the step-6
+    checkpoint), then runs the same config again; returns the resumed run's results."""
+    def crash(batch):
+        raise RuntimeError("simulated crash")
+
+    with monkeypatch.context() as patch:
+        _patch_batches(patch, 7, crash)
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            trainer.train_and_evaluate(config, workdir)
+    assert checkpointing.Checkpointer(os.path.join(workdir, "checkpoints")).latest_step() == 6
+    return trainer.train_and_evaluate(config, workdir)
+
+
 def test_interrupted_runs_end_with_the_same_parameters(uninterrupted, synthetic_data_dir, tmp_path, monkeypatch):
     """SIGTERM during warm-up, then a crash during adaptation, each followed by the same command:
     the final state equals the uninterrupted run's, leaf for leaf, bit for bit."""
@@ -254,16 +268,7 @@ def test_interrupted_runs_end_with_the_same_parameters(uninterrupted, synthetic_
     assert 1 <= stopped_at <= 4  # the step that was running when the signal came, checkpointed
     assert not os.path.exists(os.path.join(workdir, "results.json"))
 
-    def crash(batch):
-        raise RuntimeError("simulated crash")
-
-    with monkeypatch.context() as patch:
-        _patch_batches(patch, 7, crash)
-        with pytest.raises(RuntimeError, match="simulated crash"):
-            trainer.train_and_evaluate(config, workdir)
-    assert checkpointing.Checkpointer(os.path.join(workdir, "checkpoints")).latest_step() == 6
-
-    resumed = trainer.train_and_evaluate(config, workdir)
+    resumed = _crash_at_step_7_and_resume(config, workdir, monkeypatch)
     for key in METRICS + ("train_loss",):
         assert resumed[key] == reference[key], key
     state, metadata = final_state(config, workdir)
@@ -320,15 +325,6 @@ def test_centroid_labeller_run_records_its_monitors_and_resumes_exactly(syntheti
     assert history["train_monitors"]["pseudo/centroid_largest_class_share"] >= 0.2
 
     workdir = str(tmp_path / "run")
-
-    def crash(batch):
-        raise RuntimeError("simulated crash")
-
-    with monkeypatch.context() as patch:
-        _patch_batches(patch, 7, crash)
-        with pytest.raises(RuntimeError, match="simulated crash"):
-            trainer.train_and_evaluate(config, workdir)
-    assert checkpointing.Checkpointer(os.path.join(workdir, "checkpoints")).latest_step() == 6
-    resumed = trainer.train_and_evaluate(config, workdir)
+    resumed = _crash_at_step_7_and_resume(config, workdir, monkeypatch)
     assert resumed["uar"] == reference["uar"]
     assert_same_state(final_state(config, workdir)[0], final_state(config, str(tmp_path / "reference"))[0])
