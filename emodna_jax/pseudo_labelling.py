@@ -22,10 +22,10 @@ def pseudo_labels(
     With `settings.labeller == "head"` the probabilities come from a forward that uses batch
     statistics (so BatchNorm sees what the training forward sees) but no dropout, from the student
     or from the EMA teacher. With "centroid" they are `labeller_probs` [Bt, K], the target's own
-    class-centroid assignments the host computed (trainer.py, transductive.py). With `distribution_alignment` the returned
-    probabilities (and the pseudo-labels and thresholds applied to them) are the aligned ones. With
-    `agreement` a pseudo-label stays confident only where a strong view of the example (augment.py)
-    is given the same class.
+    class-centroid assignments the host computed (target_labeller.py). With `distribution_alignment`
+    the returned probabilities (and the pseudo-labels and thresholds applied to them) are the aligned
+    ones. With `agreement` a pseudo-label stays confident only where a strong view of the example
+    (augment.py) is given the same class.
     Returns (probs [Bt, K], pseudo [Bt], confident [Bt], new threshold state, tau [K], monitors).
     """
     ax = settings.axis_name
@@ -46,7 +46,7 @@ def pseudo_labels(
     if settings.labeller == "centroid":
         if labeller_probs is None:
             raise ValueError("pseudo.labeller='centroid' needs the batch's target 'labeller_probs' "
-                             "(the trainer adds them; see trainer.CentroidLabeller)")
+                             "(the trainer adds them; see target_labeller.CentroidLabeller)")
         probs = lax.stop_gradient(labeller_probs.astype(jnp.float32))
     else:
         probs = target_probs(x)
