@@ -12,6 +12,7 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 from absl import app, flags, logging  # noqa: E402
 
+from configs import default as default_config  # noqa: E402
 from emodna_jax import config_checks, inference  # noqa: E402
 
 flags.DEFINE_string("workdir", None, "A training workdir (holds config.json and checkpoints/).")
@@ -33,10 +34,11 @@ def main(argv: list[str]) -> None:
     if not flags.FLAGS["verbosity"].present:  # orbax logs every save at INFO; keep the console readable
         logging.set_verbosity(logging.WARNING)
     FLAGS = flags.FLAGS
+    defaults = default_config.get_config()  # fills the fields of runs saved before they existed
     try:
         if FLAGS.predict:
             rows = inference.predict_files(FLAGS.workdir, FLAGS.predict, output=FLAGS.output,
-                                          speaker=FLAGS.speaker)
+                                          speaker=FLAGS.speaker, defaults=defaults)
             names = [k for k in rows[0] if k not in ("file", "prediction", "centroid_prediction")]
             centroid = "centroid_prediction" in rows[0]  # the set labelled by its own class centroids
             print(f"{'file':40s} {'prediction':10s} " + (f"{'centroid':10s} " if centroid else "")
@@ -47,7 +49,7 @@ def main(argv: list[str]) -> None:
                       + " ".join(f"{row[n]:7.3f}" for n in names))
             return
         result = inference.evaluate_workdir(FLAGS.workdir, corpus=FLAGS.corpus, split=FLAGS.split,
-                                             plots=FLAGS.plots)
+                                             plots=FLAGS.plots, defaults=defaults)
     except (config_checks.ConfigError, FileNotFoundError) as error:
         raise SystemExit(f"[eval] {error}") from None
     if "uar" in result:

@@ -9,7 +9,6 @@ import jax
 import ml_collections
 import numpy as np
 
-from configs import default as default_config
 from emodna_jax import (
     checkpointing, evaluation, features, normalization, run_logging, trainer)
 
@@ -18,16 +17,20 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 CENTROID_MIN_PER_CLASS = 5
 
 
-def load_run(workdir: str, **overrides: Any) -> tuple[ml_collections.ConfigDict, Any, Any, Any]:
+def load_run(workdir: str, *, defaults: ml_collections.ConfigDict | None = None,
+             **overrides: Any) -> tuple[ml_collections.ConfigDict, Any, Any, Any]:
     """The config a run was trained with (with `overrides`), its data, step functions and the state
-    of its latest checkpoint, on the devices."""
+    of its latest checkpoint, on the devices. `defaults` (eval.py passes configs/default.py's) fills
+    the fields of a run saved before they existed; without it such a run fails on the first missing
+    field."""
     workdir = os.path.abspath(workdir)
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} not found: {workdir} is not a training workdir (run train.py first)")
     with open(path) as f:
         config = ml_collections.ConfigDict(json.load(f))
-    _fill_missing(config, default_config.get_config())
+    if defaults is not None:
+        _fill_missing(config, defaults)
     for key, value in overrides.items():
         if value is not None:
             config[key] = value
@@ -51,11 +54,13 @@ def _fill_missing(config: ml_collections.ConfigDict, defaults: ml_collections.Co
 
 
 def evaluate_workdir(workdir: str, *, corpus: str | None = None, split: str | None = None,
-                     plots: bool | None = None) -> dict[str, Any]:
+                     plots: bool | None = None,
+                     defaults: ml_collections.ConfigDict | None = None) -> dict[str, Any]:
     """Evaluates the latest checkpoint on `corpus` (default: the run's target) and writes
     WORKDIR/eval/<name>.json, plus <name>_confusion.png and <name>_embeddings.png when `plots`
-    (default: the run's config.plots)."""
-    config, data, fns, state = load_run(workdir, target=corpus, target_split=split, plots=plots)
+    (default: the run's config.plots). `defaults`: as for load_run."""
+    config, data, fns, state = load_run(workdir, defaults=defaults, target=corpus, target_split=split,
+                                        plots=plots)
     name = _safe_name(f"{config.target}_{config.target_split}")
     predictions = evaluation.predict(fns, state, data.eval_batches("target"))
     summary = evaluation.report(predictions, data.class_names)
@@ -76,16 +81,16 @@ def evaluate_workdir(workdir: str, *, corpus: str | None = None, split: str | No
     return result
 
 
-def predict_files(workdir: str, path: str, *, output: str | None = None,
-                  speaker: str | None = None) -> list[dict[str, Any]]:
+def predict_files(workdir: str, path: str, *, output: str | None = None, speaker: str | None = None,
+                  defaults: ml_collections.ConfigDict | None = None) -> list[dict[str, Any]]:
     """Class probabilities for one audio file or every audio file under a folder; writes a CSV
     (default WORKDIR/predictions.csv) and returns its rows.
 
     For a run with per-speaker normalisation, `speaker` says whose statistics standardise the files:
     None, the target corpus' (speaker unknown); a speaker id of the target corpus, that speaker's;
     "self", the files' own, as one new speaker (every file from that speaker, a few dozen or more).
-    Other runs standardise like their target corpus and ignore it."""
-    config, data, fns, state = load_run(workdir)
+    Other runs standardise like their target corpus and ignore it. `defaults`: as for load_run."""
+    config, data, fns, state = load_run(workdir, defaults=defaults)
     files = _audio_files(path)
     feature_config = features.get_feature_config(config.features)
     x = np.stack([features.features_from_file(f, feature_config) for f in files])
