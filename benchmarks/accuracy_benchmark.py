@@ -40,6 +40,8 @@ METHODS = ("source_only", "adabn", "mmd", "dann", "coral", "deep_coral", "pseudo
            "emodna", "emodna_no_decoupling", "emodna_no_corpus_align", "emodna_no_class_align", "emodna_fixed_threshold",
            "emodna_consistency", "emodna_centroid", "emodna_per_corpus_bn", "emodna_literal",
            "emodna_literal_no_decoupling", "emodna_literal_no_corpus_align", "emodna_balanced")
+# The default Emo-DNA with one component removed (methods.py).
+ABLATIONS = ("emodna_no_decoupling", "emodna_no_corpus_align", "emodna_no_class_align", "emodna_fixed_threshold")
 # UAR % from shared/REFERENCE_RESULTS.md (TIM-Net supplementary Table S4; best of several runs).
 PUBLISHED = {"TIM-Net": {"c2b": 50.4, "c2e": 36.4, "b2c": 42.4, "b2e": 36.4, "e2c": 39.8, "e2b": 47.0},
              "CAAM": {"c2b": 54.6, "c2e": 32.1, "b2c": 39.6, "b2e": 37.1, "e2c": 39.0, "e2b": 47.9}}
@@ -198,6 +200,10 @@ def report(setting_dir: str, tasks: list[str], methods: list[str], command: str,
                   "and the batch order): mean and sample std of the difference over the pairs that both "
                   "finished, and how many pairs the method is above source-only:", ""]
         lines += paired_table(runs, tasks, [m for m in methods if m != "source_only"], "source_only")
+    if "emodna" in methods and (ablations := [m for m in ABLATIONS if m in methods]):
+        lines += ["", "The default Emo-DNA's ablations paired with it on the same task and seed (what each "
+                  "component adds: a negative difference means the removed part helped):", ""]
+        lines += ablation_table(runs, tasks, ablations)
     lines += ["", "Label-free diagnostics of the target (no labels read; mean over every finished run of the "
               "method): soft neighbourhood density (higher = predictions cluster), mean prediction entropy "
               "(nats), the largest share of the target predicted as one class (1/K = 0.2 is balanced), and, "
@@ -207,19 +213,37 @@ def report(setting_dir: str, tasks: list[str], methods: list[str], command: str,
     return "\n".join(lines) + "\n"
 
 
+def paired_diffs(runs: dict, tasks: list[str], method: str, reference: str, metric: str = "uar") -> list[float]:
+    """`metric` of `method` minus the reference's, over the (task, seed) pairs where both recorded it."""
+    def by_pair(name):
+        return {(t, r["seed"]): r[metric] for t in tasks for r in runs.get((t, name), [])
+                if r.get(metric) is not None}
+
+    own, base = by_pair(method), by_pair(reference)
+    return [own[k] - base[k] for k in sorted(own) if k in base]
+
+
 def paired_table(runs: dict, tasks: list[str], methods: list[str], reference: str) -> list[str]:
     """Per method: UAR minus the reference's UAR over (task, seed) pairs where both finished."""
-    def by_pair(method):
-        return {(t, r["seed"]): r["uar"] for t in tasks for r in runs.get((t, method), []) if r.get("uar") is not None}
-
-    base = by_pair(reference)
     lines = [f"| method | pairs | UAR - {reference} | pairs above |", "|---|---:|---:|---:|"]
     for method in methods:
-        own = by_pair(method)
-        diffs = [own[k] - base[k] for k in sorted(own) if k in base]
-        if diffs:
+        if diffs := paired_diffs(runs, tasks, method, reference):
             lines.append(f"| {method} | {len(diffs)} | {mean_std(diffs, count='pairs')} | "
                          f"{sum(d > 0 for d in diffs)} |")
+    return lines
+
+
+def ablation_table(runs: dict, tasks: list[str], methods: list[str], reference: str = "emodna") -> list[str]:
+    """Per ablation: its UAR minus the full method's on the same task and seed, for the head's labels
+    and for centroid labelling (the default's adopted inference); negative = the removed part helped."""
+    lines = [f"| ablation | pairs | UAR - {reference} | pairs above | centroid UAR - {reference}'s | pairs above |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for method in methods:
+        head = paired_diffs(runs, tasks, method, reference)
+        centroid = paired_diffs(runs, tasks, method, reference, "centroid_uar")
+        if head:
+            lines.append(f"| {method} | {len(head)} | {mean_std(head, count='pairs')} | {sum(d > 0 for d in head)} | "
+                         f"{mean_std(centroid, count='pairs')} | {sum(d > 0 for d in centroid) if centroid else '-'} |")
     return lines
 
 

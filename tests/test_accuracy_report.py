@@ -20,6 +20,20 @@ def test_paired_table_pairs_by_task_and_seed_only():
     assert lines[-1] == "| emodna | 3 | 2.7 ± 3.5 | 2 |"
 
 
+def test_ablation_table_pairs_each_ablation_with_the_full_method_for_both_inferences():
+    def with_centroid(task, seed, uar, centroid):
+        return {**run(task, seed, uar), "centroid_uar": centroid}
+
+    runs = {("c2b", "emodna"): [with_centroid("c2b", 0, 30.0, 34.0), with_centroid("c2b", 1, 32.0, 33.0)],
+            ("c2b", "emodna_no_decoupling"): [with_centroid("c2b", 0, 28.0, 35.0),
+                                              run("c2b", 1, 31.0)],  # no centroid record: head pair only
+            ("c2b", "source_only"): [run("c2b", 0, 99.0)]}  # not the reference here
+    lines = bench.ablation_table(runs, ["c2b"], ["emodna_no_decoupling", "emodna_no_class_align"])
+    assert len(lines) == 3  # the ablation without runs gets no row
+    # head: -2, -1 -> -1.5 ± 0.7, none above; centroid: +1 over one pair, above
+    assert lines[-1] == "| emodna_no_decoupling | 2 | -1.5 ± 0.7 (pairs=2) | 0 | 1.0 (pairs=1) | 1 |"
+
+
 def test_diagnostics_table_reports_monitors_only_from_runs_that_have_them():
     runs = {("c2b", "emodna"): [run("c2b", 0, 30.0, **{"loss/cls": 1.0, "pseudo/confident_fraction": 0.2}),
                                 run("c2b", 1, 30.0, **{"loss/cls": 0.5})],
