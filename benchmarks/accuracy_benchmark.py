@@ -90,6 +90,8 @@ def mean_std(values: list[float], digits: int = 1, count: str = "n") -> str:
     if not values:
         return "-"
     mean = sum(values) / len(values)
+    if round(mean, digits) == 0:
+        mean = 0.0  # a mean that rounds to zero prints as 0.0, not -0.0
     if len(values) == 1:
         return f"{mean:.{digits}f} ({count}=1)"
     std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5

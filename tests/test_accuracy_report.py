@@ -60,3 +60,9 @@ def test_report_adds_a_centroid_table_for_the_runs_that_record_it(tmp_path):
     assert "| emodna | 35.0 (n=1) | 35.0 (n=1) |" in centroid_part
     assert "source_only" not in centroid_part
     assert "| emodna | 32.0 ± 1.4 (n=2) |" in text  # the head's table keeps every run
+
+
+def test_mean_std_prints_a_mean_that_rounds_to_zero_without_a_sign():
+    assert bench.mean_std([-0.4, 0.3, 0.0]) == "0.0 ± 0.4"
+    assert bench.mean_std([-0.06, -0.05, -0.07]) == "-0.1 ± 0.0"
+    assert bench.mean_std([-0.04]) == "0.0 (n=1)"
