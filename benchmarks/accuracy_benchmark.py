@@ -90,12 +90,11 @@ def mean_std(values: list[float], digits: int = 1, count: str = "n") -> str:
     if not values:
         return "-"
     mean = sum(values) / len(values)
-    if round(mean, digits) == 0:
-        mean = 0.0  # a mean that rounds to zero prints as 0.0, not -0.0
+    shown = round(mean, digits) + 0.0  # + 0.0 turns a rounded -0.0 into 0.0; the std keeps the true mean
     if len(values) == 1:
-        return f"{mean:.{digits}f} ({count}=1)"
+        return f"{shown:.{digits}f} ({count}=1)"
     std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
-    return f"{mean:.{digits}f} ± {std:.{digits}f}" + ("" if len(values) >= 3 else f" ({count}={len(values)})")
+    return f"{shown:.{digits}f} ± {std:.{digits}f}" + ("" if len(values) >= 3 else f" ({count}={len(values)})")
 
 
 def collect(setting_dir: str) -> dict:

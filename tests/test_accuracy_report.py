@@ -66,3 +66,4 @@ def test_mean_std_prints_a_mean_that_rounds_to_zero_without_a_sign():
     assert bench.mean_std([-0.4, 0.3, 0.0]) == "0.0 ± 0.4"
     assert bench.mean_std([-0.06, -0.05, -0.07]) == "-0.1 ± 0.0"
     assert bench.mean_std([-0.04]) == "0.0 (n=1)"
+    assert bench.mean_std([-0.04, -0.04]) == "0.0 ± 0.0 (n=2)"  # the spread is around the true mean
