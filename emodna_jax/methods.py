@@ -148,6 +148,10 @@ def _with_fixed_threshold(c: Config) -> None:
     c.pseudo.threshold = "fixed"
 
 
+def _with_scaled_class_align(c: Config) -> None:
+    c.loss.class_align_weight = AUXILIARY_SCALE * c.loss.class_align_weight
+
+
 def _with_centroid_labeller(c: Config) -> None:
     c.pseudo.labeller = "centroid"
 
@@ -176,6 +180,10 @@ emodna_no_class_align = _ablation(
     "Emo-DNA without class-level alignment (pseudo-labels still feed L_dec and P_e).")
 emodna_fixed_threshold = _ablation(
     emodna, _with_fixed_threshold, "Emo-DNA with a fixed confidence threshold instead of the adaptive one.")
+emodna_scaled_class_align = _ablation(
+    emodna, _with_scaled_class_align,
+    "Emo-DNA with the class-level alignment weight (d) scaled by AUXILIARY_SCALE like b and c (the "
+    "source-validation sweep that chose the scale varied b and c only).")
 emodna_shared_trunk = _ablation(
     emodna, _with_shared_trunk,
     "Emo-DNA whose emotion and corpus encoders share the input projection and lower half of the temporal "
@@ -222,6 +230,7 @@ METHODS: dict[str, Callable[[Config], None]] = {
     "emodna_no_corpus_align": emodna_no_corpus_align,
     "emodna_no_class_align": emodna_no_class_align,
     "emodna_fixed_threshold": emodna_fixed_threshold,
+    "emodna_scaled_class_align": emodna_scaled_class_align,
     "emodna_shared_trunk": emodna_shared_trunk,
     "emodna_consistency": emodna_consistency,
     "emodna_centroid": emodna_centroid,
