@@ -13,7 +13,7 @@ CORPUS_ALIGN = ("mmd", "dann", "coral", "none")
 CLASS_ALIGN = ("prototype", "lmmd", "cross_entropy", "none")
 NORMALIZATION = ("corpus", "speaker", "utterance", "none")
 TEACHERS = ("student", "ema")
-LABELLERS = ("head", "centroid")
+LABELLERS = ("head", "centroid", "head_and_centroid")
 BATCH_NORM = ("shared", "per_corpus")
 FEATURES = ("mfcc39", "logmel64")  # front ends the builders write (features.FEATURE_CONFIGS; a test keeps them equal)
 FOLDER_PREFIX = "folder:"
@@ -141,15 +141,18 @@ def validate(config: ml_collections.ConfigDict, *, num_devices: int | None = Non
     makes_pseudo = thresholds.makes_pseudo_labels(
         threshold=pseudo.threshold, decoupling_weight=loss.decoupling_weight,
         class_align=loss.class_align, class_align_weight=loss.class_align_weight)
-    if pseudo.get("labeller", "head") == "centroid":
-        _require(makes_pseudo, "config.pseudo.labeller='centroid' labels the target for pseudo-labels, which "
-                 "this config never makes: set config.pseudo.labeller='head' or choose a method that uses them")
+    labeller = pseudo.get("labeller", "head")
+    if labeller != "head":
+        _require(makes_pseudo, f"config.pseudo.labeller={labeller!r} labels the target for pseudo-labels, "
+                 "which this config never makes: set config.pseudo.labeller='head' or choose a method that "
+                 "uses them")
         _require(pseudo.centroid_every >= 1,
                  f"config.pseudo.centroid_every={pseudo.centroid_every} must be >= 1 (steps between refreshes)")
+        _require(process_count == 1, f"config.pseudo.labeller={labeller!r} labels the whole target on one "
+                 f"host; it does not support {process_count} processes yet: use config.pseudo.labeller='head'")
+    if labeller == "centroid":
         _require(pseudo.teacher == "student", "config.pseudo.labeller='centroid' labels the target from the "
                  "model being trained; set config.pseudo.teacher='student' (an EMA teacher has no role there)")
-        _require(process_count == 1, "config.pseudo.labeller='centroid' labels the whole target on one host; "
-                 f"it does not support {process_count} processes yet: use config.pseudo.labeller='head'")
     for name in ("distribution_alignment", "agreement"):
         _require(not pseudo[name] or makes_pseudo,
                  f"config.pseudo.{name}=True acts on pseudo-labels, which this config never makes "

@@ -156,6 +156,10 @@ def _with_centroid_labeller(c: Config) -> None:
     c.pseudo.labeller = "centroid"
 
 
+def _with_centroid_agreement(c: Config) -> None:
+    c.pseudo.labeller = "head_and_centroid"
+
+
 def _with_shared_trunk(c: Config) -> None:
     c.model.shared_blocks = c.model.dilations // 2
 
@@ -197,6 +201,11 @@ emodna_centroid = _ablation(
     "Emo-DNA whose pseudo-labels come from the target's own class centroids in z_e (SHOT-style, over the "
     "whole unlabelled target, renewed every pseudo.centroid_every steps) instead of the classifier head; "
     "the adaptive thresholds act on the centroid assignments.")
+emodna_centroid_agreement = _ablation(
+    emodna, _with_centroid_agreement,
+    "Emo-DNA whose head pseudo-labels (adaptive thresholds on the head's probabilities, as published) are "
+    "kept only where the target's own class-centroid assignment (emodna_centroid's table) names the same "
+    "class: two labellers that err differently must agree.")
 emodna_literal_no_decoupling = _ablation(
     emodna_literal, _without_decoupling,
     "`emodna_literal` without the corpus encoder and the contrastive decoupling.")
@@ -234,6 +243,7 @@ METHODS: dict[str, Callable[[Config], None]] = {
     "emodna_shared_trunk": emodna_shared_trunk,
     "emodna_consistency": emodna_consistency,
     "emodna_centroid": emodna_centroid,
+    "emodna_centroid_agreement": emodna_centroid_agreement,
     "emodna_literal": emodna_literal,
     "emodna_per_corpus_bn": emodna_per_corpus_bn,
     "emodna_literal_no_decoupling": emodna_literal_no_decoupling,

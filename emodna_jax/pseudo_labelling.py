@@ -22,7 +22,9 @@ def pseudo_labels(
     With `settings.labeller == "head"` the probabilities come from a forward that uses batch
     statistics (so BatchNorm sees what the training forward sees) but no dropout, from the student
     or from the EMA teacher. With "centroid" they are `labeller_probs` [Bt, K], the target's own
-    class-centroid assignments the host computed (target_labeller.py). With `distribution_alignment`
+    class-centroid assignments the host computed (target_labeller.py). With "head_and_centroid" they
+    are the head's, and a pseudo-label stays confident only where the centroid assignment
+    (argmax of `labeller_probs`) names the same class. With `distribution_alignment`
     the returned probabilities (and the pseudo-labels and thresholds applied to them) are the aligned
     ones. With `agreement` a pseudo-label stays confident only where a strong view of the example
     (augment.py) is given the same class.
@@ -43,10 +45,10 @@ def pseudo_labels(
                                mutable=["batch_stats"])
         return jax.nn.softmax(lax.stop_gradient(out["logits_e"][num_source:]))
 
+    if settings.uses_centroid_table and labeller_probs is None:
+        raise ValueError(f"pseudo.labeller={settings.labeller!r} needs the batch's target 'labeller_probs' "
+                         "(the trainer adds them; see target_labeller.CentroidLabeller)")
     if settings.labeller == "centroid":
-        if labeller_probs is None:
-            raise ValueError("pseudo.labeller='centroid' needs the batch's target 'labeller_probs' "
-                             "(the trainer adds them; see target_labeller.CentroidLabeller)")
         probs = lax.stop_gradient(labeller_probs.astype(jnp.float32))
     else:
         probs = target_probs(x)
@@ -76,6 +78,11 @@ def pseudo_labels(
             fixed_threshold=settings.fixed_threshold)
     pseudo, confident = thresholds.confident_mask(probs=probs, thresholds=tau, mask=mask)
     monitors = {}
+    if settings.labeller == "head_and_centroid":
+        agrees = (labeller_probs.argmax(-1) == pseudo).astype(jnp.float32)
+        # Share of the batch whose head and centroid labels agree (only those may stay confident).
+        monitors["pseudo/centroid_agreement_batch"] = lax.pmean(agrees.mean(), ax)
+        confident = confident * agrees
     if settings.agreement:
         strong = strong_view(state, x[num_source:], ax)
         strong_probs = aligned(target_probs(jnp.concatenate([x[:num_source], strong])))

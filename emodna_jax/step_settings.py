@@ -78,6 +78,11 @@ class StepSettings:
         )
 
     @property
+    def uses_centroid_table(self) -> bool:
+        """Whether the step reads the host's target class-centroid table ("labeller_probs")."""
+        return self.uses_pseudo_labels and self.labeller in ("centroid", "head_and_centroid")
+
+    @property
     def uses_pseudo_labels(self) -> bool:
         """Whether the adaptation phase makes target pseudo-labels at all."""
         return thresholds.makes_pseudo_labels(

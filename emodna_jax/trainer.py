@@ -112,7 +112,7 @@ def _train(config, workdir, backend, data, fns, checkpointer, is_lead, wall_star
     timing = {"train_seconds": 0.0, "timed_steps": 0}
     compiled: set[bool] = set()  # phases whose step has run once (its first call compiles)
     labeller, labeller_monitors = None, {}
-    if fns.settings.uses_pseudo_labels and fns.settings.labeller == "centroid":
+    if fns.settings.uses_centroid_table:
         labeller = target_labeller.CentroidLabeller(
             every=config.pseudo.centroid_every, warmup_steps=config.pseudo.warmup_steps)
     pending = None  # (step, metrics) of the previous step, read one step late to keep dispatch async

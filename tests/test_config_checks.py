@@ -74,6 +74,7 @@ REFUSALS = [
       "pseudo.labeller": "centroid"}, ["config.pseudo.labeller='centroid'", "never makes"]),
     ({"pseudo.labeller": "centroid", "pseudo.centroid_every": 0}, ["config.pseudo.centroid_every=0"]),
     ({"pseudo.labeller": "centroid", "pseudo.teacher": "ema"}, ["config.pseudo.teacher='student'"]),
+    ({"pseudo.labeller": "head_and_centroid", "pseudo.centroid_every": 0}, ["config.pseudo.centroid_every=0"]),
     ({"model.batch_norm": "per_domain"}, ["config.model.batch_norm='per_domain'", "per_corpus"]),
     ({"model.shared_blocks": 3}, ["config.model.shared_blocks=3", "model.dilations=3"]),
     ({"model.shared_blocks": -1}, ["config.model.shared_blocks=-1", "0 = separate"]),

@@ -112,6 +112,49 @@ def test_agreement_keeps_only_pseudo_labels_that_the_strong_view_repeats():
     assert 0 < agrees.mean() < 1  # the strong view changes some predictions on this toy, not all
 
 
+def test_head_and_centroid_keeps_only_head_pseudo_labels_the_centroid_table_repeats():
+    """pseudo.labeller='head_and_centroid': the head's probabilities, pseudo-labels and thresholds,
+    and confident = the head-only confident mask AND (argmax of labeller_probs = the pseudo-label)."""
+    import jax
+    import jax.numpy as jnp
+    import pytest
+
+    from emodna_jax import models, pseudo_labelling, train_state, train_step
+
+    config = helpers.tiny_config("emodna")
+    model = models.create_model(config, num_classes=NUM_CLASSES, num_corpora=2, axis_name="batch")
+    state = train_state.create_train_state(config, model, train_state.create_optimizer(config),
+                                           feature_shape=helpers.TINY_SHAPE)
+    batch = helpers.two_domain_batch(np.random.default_rng(0), devices=1, per_device=16,
+                                     num_classes=NUM_CLASSES, shift=0.5)
+    x = jnp.concatenate([batch["source"]["features"][0], batch["target"]["features"][0]])
+
+    def run(labeller, table=None):
+        config.pseudo.labeller = labeller
+        settings = train_step.StepSettings.from_config(config, num_classes=NUM_CLASSES, num_corpora=2)
+        fn = lambda s, v, t: pseudo_labelling.pseudo_labels(  # noqa: E731
+            s, v, 16, model=model, settings=settings, labeller_probs=t)
+        out = jax.vmap(fn, axis_name="batch")(jax.tree.map(lambda a: a[None], state), x[None],
+                                              None if table is None else table[None])
+        return jax.tree.map(lambda a: a[0], out)
+
+    probs, pseudo, confident, _, tau, _ = run("head")
+    assert float(confident.mean()) > 0.5  # tau_min = 0 in tiny configs: the head admits most rows
+    agree = np.arange(16) % 2 == 0  # the table names the head's class on even rows, another on odd
+    named = np.where(agree, np.asarray(pseudo), (np.asarray(pseudo) + 1) % NUM_CLASSES)
+    table = np.full((16, NUM_CLASSES), 0.1, np.float32)
+    table[np.arange(16), named] = 0.8
+    probs_b, pseudo_b, confident_b, _, tau_b, monitors = run("head_and_centroid", jnp.asarray(table))
+    np.testing.assert_allclose(probs_b, probs, rtol=1e-6)
+    np.testing.assert_array_equal(pseudo_b, pseudo)
+    np.testing.assert_allclose(tau_b, tau, rtol=1e-6)
+    np.testing.assert_array_equal(confident_b, np.asarray(confident) * agree)
+    assert 0 < float(confident_b.sum()) < float(confident.sum())  # the table removed some, kept some
+    np.testing.assert_allclose(monitors["pseudo/centroid_agreement_batch"], 0.5)
+    with pytest.raises(ValueError, match="labeller_probs"):
+        run("head_and_centroid")
+
+
 def test_consistency_adds_its_weighted_kl_to_the_total_and_nothing_else():
     """One step of the same batch with the consistency weight 0 and 2: every other loss part is the
     same, the KL is positive (the strong view changes predictions), and the totals differ by 2 x it."""

@@ -314,6 +314,16 @@ def test_nan_loss_stops_naming_step_and_parts_and_keeps_the_last_good_checkpoint
     assert not os.path.exists(os.path.join(workdir, "results.json"))
 
 
+def test_head_and_centroid_run_attaches_the_table_and_records_both_agreements(synthetic_data_dir, tmp_path):
+    """`emodna_centroid_agreement` end to end: the trainer builds the centroid table (its refresh
+    monitors reach results.json) and the step reports how many batch rows the table agreed with."""
+    config = default.get_config("emodna_centroid_agreement,smoke")
+    config.data_dir, config.plots = synthetic_data_dir, False
+    monitors = trainer.train_and_evaluate(config, str(tmp_path / "run"))["train_monitors"]
+    assert 0.0 <= monitors["pseudo/centroid_agreement_batch"] <= 1.0
+    assert 0.0 <= monitors["pseudo/centroid_head_agreement"] <= 1.0
+
+
 def test_centroid_labeller_run_records_its_monitors_and_resumes_exactly(synthetic_data_dir, tmp_path, monkeypatch):
     """`emodna_centroid` end to end: the relabelling monitors reach results.json, and a crash after a
     refresh-aligned checkpoint resumes to the uninterrupted run's state, bit for bit."""
