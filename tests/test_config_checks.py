@@ -155,7 +155,7 @@ def test_cross_corpus_tasks_accept_letters_and_synthetic_names_and_refuse_the_re
 
 
 def test_default_emodna_keeps_every_published_component():
-    """The project's default differs from the literal reading only in BatchNorm statistics and two
+    """The project's default differs from the literal reading only in BatchNorm statistics and three
     loss weights; every part of the published description stays switched on."""
     from configs import default
     from emodna_jax import methods
@@ -166,8 +166,15 @@ def test_default_emodna_keeps_every_published_component():
     assert c.loss.class_align == "prototype" and c.loss.class_align_weight > 0
     assert c.pseudo.threshold == "freematch"  # adaptive thresholds
     assert (c.model.batch_norm, literal.model.batch_norm) == ("per_corpus", "shared")
-    assert c.loss.decoupling_weight == c.loss.corpus_align_weight == methods.AUXILIARY_SCALE
+    assert (c.loss.decoupling_weight == c.loss.corpus_align_weight == c.loss.class_align_weight
+            == methods.AUXILIARY_SCALE)
     differing = {k for k in ("corpus_id_weight", "decoupling_weight", "corpus_align_weight",
                              "class_align_weight", "temperature", "label_smoothing")
                  if c.loss[k] != literal.loss[k]}
-    assert differing == {"decoupling_weight", "corpus_align_weight"}
+    assert differing == {"decoupling_weight", "corpus_align_weight", "class_align_weight"}
+    # The previous default differs from the current one in d alone.
+    previous = default.get_config("emodna_full_class_align")
+    assert previous.loss.class_align_weight == 1.0
+    previous.loss.class_align_weight = c.loss.class_align_weight
+    previous.method = previous.method_settings = c.method
+    assert previous.to_dict() == c.to_dict()

@@ -48,7 +48,8 @@ def assert_same(a, b):
     np.testing.assert_allclose(state_a.prototypes.emotion, state_b.prototypes.emotion, atol=2e-5)
 
 
-@pytest.mark.parametrize("method", sorted(methods.METHODS))
+# The previous default's variants run the same code paths as the current ones (d differs).
+@pytest.mark.parametrize("method", sorted(set(methods.METHODS) - set(methods.PREVIOUS_DEFAULT_VARIANTS)))
 def test_one_device_equals_four(method):
     """Every method: 1 pmap device and 4 shard_map devices agree (the same body under both backends);
     for Emo-DNA also 4 pmap devices, whose replicas must stay identical."""
