@@ -106,8 +106,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     # at the first adaptation step and every step that is a multiple of `centroid_every`, from an
     # inference pass: emodna_jax/target_labeller.py). The thresholds, distribution alignment and
     # agreement then act on the labeller's probabilities; or "head_and_centroid" (the head labels, and
-    # a pseudo-label is kept only where the centroid table names the same class). 25 divides checkpoint_every, so a run resumed
-    # from a regular checkpoint relabels exactly as an uninterrupted one.
+    # a pseudo-label is kept only where the centroid table names the same class). 25 divides
+    # checkpoint_every, so a run resumed from a regular checkpoint relabels exactly as an
+    # uninterrupted one.
     c.pseudo.labeller = "head"
     c.pseudo.centroid_every = 25
     c.prototype_momentum = 0.9  # m of the prototype EMA

@@ -256,7 +256,7 @@ class TaskData:
         xs, idx_s = self._stream(self.source, SOURCE_STREAM, step)
         # Built from the target FEATURES only: no label can reach the train step.
         # "index" is each example's position in the target split (the order of eval_batches("target")),
-        # by which a host-side labeller (pseudo.labeller="centroid" or "head_and_centroid") finds its rows.
+        # by which a host-side labeller (any pseudo.labeller but "head") finds its rows.
         xt, idx_t = self._stream(self.target, TARGET_STREAM, step)
         shape = idx_s.shape
         return {

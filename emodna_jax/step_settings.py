@@ -80,7 +80,7 @@ class StepSettings:
     @property
     def uses_centroid_table(self) -> bool:
         """Whether the step reads the host's target class-centroid table ("labeller_probs")."""
-        return self.uses_pseudo_labels and self.labeller in ("centroid", "head_and_centroid")
+        return self.uses_pseudo_labels and self.labeller != "head"
 
     @property
     def uses_pseudo_labels(self) -> bool:

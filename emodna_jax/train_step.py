@@ -53,7 +53,7 @@ def train_step(
       state: the (replicated) train state.
       batch: {"source": {"features" [Bs, T, F], "label" [Bs], "corpus" [Bs]},
               "target": {"features" [Bt, T, F], "corpus" [Bt], "index" [Bt]?,
-                         "labeller_probs" [Bt, K] (pseudo.labeller="centroid" or "head_and_centroid")}} (no target labels).
+                         "labeller_probs" [Bt, K] (a labeller other than "head")}} (no target labels).
       model, tx, settings: static.
       adapt: static phase; False during warm-up (no pseudo-labels anywhere).
     Returns:
