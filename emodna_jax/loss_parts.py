@@ -76,15 +76,18 @@ def class_alignment(z_s, z_t, logits_t, source_labels, pseudo, confident, target
 
 
 def consistency(params, state: TrainState, x: jax.Array, logits_t: jax.Array, num_source: int,
-                 rng: jax.Array, *, model: EmoDNAModel, settings: StepSettings) -> jax.Array:
+                 rng: jax.Array, *, model: EmoDNAModel, settings: StepSettings,
+                 strong: jax.Array | None = None) -> jax.Array:
     """Local contribution of the target consistency loss: mean KL(p(x_t) || p(strong(x_t))) over the
     global target batch, the clean prediction being the training forward's own (dropout on, gradient
     stopped), as in UDA. No pseudo-label, no threshold: it asks for predictions that a time shift,
     masks and noise do not change. The strong view goes through the emotion encoder alone; with shared
-    BatchNorm it is normalised together with the source half, as the training forward's target is."""
+    BatchNorm it is normalised together with the source half, as the training forward's target is.
+    `strong`: the view when the caller made it already (the same one pseudo-label agreement uses)."""
     e_model, e_variables = models.emotion_encoder_view(
         model, {"params": params, "batch_stats": state.batch_stats})
-    strong = strong_view(state, x[num_source:], settings.axis_name)
+    if strong is None:
+        strong = strong_view(state, x[num_source:], settings.axis_name)
     if model.batch_norm == "per_corpus":
         inputs, offset = strong, 0
     else:

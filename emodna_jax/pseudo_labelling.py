@@ -15,7 +15,7 @@ from emodna_jax.train_state import TrainState
 
 def pseudo_labels(
     state: TrainState, x: jax.Array, num_source: int, *, model: EmoDNAModel, settings: StepSettings,
-    labeller_probs: jax.Array | None = None,
+    labeller_probs: jax.Array | None = None, strong: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array, jax.Array, thresholds.ThresholdState, jax.Array, dict[str, jax.Array]]:
     """Stop-gradient pseudo-labels for the target half of x, and the updated threshold state.
 
@@ -27,7 +27,7 @@ def pseudo_labels(
     (argmax of `labeller_probs`) names the same class. With `distribution_alignment`
     the returned probabilities (and the pseudo-labels and thresholds applied to them) are the aligned
     ones. With `agreement` a pseudo-label stays confident only where a strong view of the example
-    (augment.py) is given the same class.
+    (augment.py; `strong` [Bt, T, F] when the caller made it already) is given the same class.
     Returns (probs [Bt, K], pseudo [Bt], confident [Bt], new threshold state, tau [K], monitors).
     """
     ax = settings.axis_name
@@ -84,7 +84,8 @@ def pseudo_labels(
         monitors["pseudo/centroid_agreement_batch"] = lax.pmean(agrees.mean(), ax)
         confident = confident * agrees
     if settings.agreement:
-        strong = strong_view(state, x[num_source:], ax)
+        if strong is None:
+            strong = strong_view(state, x[num_source:], ax)
         strong_probs = aligned(target_probs(jnp.concatenate([x[:num_source], strong])))
         agrees = (strong_probs.argmax(-1) == pseudo).astype(jnp.float32)
         monitors["pseudo/agreement"] = lax.pmean(agrees.mean(), ax)

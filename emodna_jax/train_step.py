@@ -27,7 +27,7 @@ import optax
 from jax import lax
 
 from emodna_jax import losses, models, prototypes, schedules
-from emodna_jax.loss_parts import class_alignment, consistency, corpus_alignment, global_mean
+from emodna_jax.loss_parts import class_alignment, consistency, corpus_alignment, global_mean, strong_view
 from emodna_jax.models import EmoDNAModel
 from emodna_jax.pseudo_labelling import pseudo_labels
 from emodna_jax.step_settings import StepSettings
@@ -75,13 +75,18 @@ def train_step(
         state.step, warmup_steps=settings.warmup_steps, num_steps=settings.num_steps)
 
     use_pseudo = adapt and settings.uses_pseudo_labels
+    # One strong view of the target serves both the agreement check and the consistency loss.
+    strong = None
+    if use_pseudo and settings.agreement and settings.consistency_weight > 0:
+        strong = strong_view(state, tgt["features"], ax)
     new_thresholds, tau = state.thresholds, jnp.full((settings.num_classes,), jnp.inf)
     pseudo = jnp.zeros((num_target,), jnp.int32)
     confident = jnp.zeros((num_target,), jnp.float32)
     target_probs, pseudo_monitors = None, {}
     if use_pseudo:
         target_probs, pseudo, confident, new_thresholds, tau, pseudo_monitors = pseudo_labels(
-            state, x, num_source, model=model, settings=settings, labeller_probs=tgt.get("labeller_probs"))
+            state, x, num_source, model=model, settings=settings, labeller_probs=tgt.get("labeller_probs"),
+            strong=strong)
     emotion_labels = jnp.concatenate([source_labels, pseudo])
     emotion_mask = jnp.concatenate([ones_s, confident])
 
@@ -125,7 +130,7 @@ def train_step(
             total += settings.diversity_weight * parts["diversity"]
         if settings.consistency_weight > 0:
             parts["consistency"] = consistency(
-                params, state, x, logits_t, num_source, rng, model=model, settings=settings)
+                params, state, x, logits_t, num_source, rng, model=model, settings=settings, strong=strong)
             total += settings.consistency_weight * parts["consistency"]
         parts["total"] = total
         return total, (parts, mutated["batch_stats"], out)

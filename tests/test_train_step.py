@@ -172,6 +172,24 @@ def test_consistency_adds_its_weighted_kl_to_the_total_and_nothing_else():
             np.testing.assert_allclose(parts[2.0][name], parts[0.0][name], rtol=1e-5, err_msg=name)
 
 
+def test_agreement_and_consistency_share_one_strong_view():
+    """With both on, the step builds the strong view once: the agreement monitor and every loss part
+    but the total are those of agreement alone, and the KL is that of consistency alone."""
+    runs = {}
+    for agreement, weight in ((True, 0.0), (True, 2.0), (False, 2.0)):
+        config = helpers.tiny_config("emodna", **{
+            "loss.consistency_weight": weight, "pseudo.agreement": agreement, "pseudo.warmup_steps": 0})
+        _, history = train(config, 1)  # one adaptation step
+        runs[agreement, weight] = {k: float(v) for k, v in history[0].items()
+                                   if k.startswith("loss/") or k == "pseudo/agreement"}
+    both, alone = runs[True, 2.0], runs[True, 0.0]
+    assert 0 < both["pseudo/agreement"] < 1  # the view changes some predictions, not all
+    np.testing.assert_allclose(both.pop("loss/consistency"), runs[False, 2.0]["loss/consistency"], rtol=1e-6)
+    for name in alone:
+        if name != "loss/total":
+            np.testing.assert_allclose(both[name], alone[name], rtol=1e-5, err_msg=name)
+
+
 def test_centroid_labeller_pseudo_labels_are_the_given_assignments():
     """With pseudo.labeller='centroid' the step's pseudo-labels are the argmax of the batch's
     `labeller_probs`, not the head's, and the thresholds act on those probabilities."""
