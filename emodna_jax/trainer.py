@@ -113,7 +113,8 @@ def _train(config, workdir, backend, data, fns, checkpointer, is_lead, wall_star
         run_logging.write_json(os.path.join(workdir, "config.json"), config.to_dict())
         print(f"[train] {config.method}: {config.source} -> {config.target}, {len(data.class_names)} classes, "
               f"{data.num_source} source / {data.num_target} target examples, {len(backend.global_devices)} "
-              f"{backend.name} device(s) in {jax.process_count()} process(es); " + (f"resuming at step {start}" if start else "starting"), flush=True)
+              f"{backend.name} device(s) in {jax.process_count()} process(es); "
+              + (f"resuming at step {start}" if start else "starting"), flush=True)
     writer = run_logging.MetricWriter(os.path.join(workdir, "logs"), enabled=is_lead)
     writer.set_class_names(list(data.class_names))
     progress = run_logging.ProgressLine(config.num_steps, start_step=start)
