@@ -52,7 +52,11 @@ def test_two_processes_train_the_model_of_one(backend, method, synthetic_data_di
                 f"--config.coordinator_address=localhost:{port}", "--config.num_processes=2",
                 f"--config.process_id={p}"],
         cwd=ROOT, env=_env(2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for p in range(2)]
-    outputs = [p.communicate(timeout=600) for p in procs]
+    try:
+        outputs = [p.communicate(timeout=600) for p in procs]
+    finally:  # a hung collective must not outlive the test
+        for p in procs:
+            p.kill()
     for p, (_, err) in zip(procs, outputs):
         assert p.returncode == 0, err[-3000:]
 
