@@ -64,8 +64,17 @@ class Backend:
 
     def unreplicate(self, tree: Any) -> Any:
         if self.name == "pmap":
-            return jax.tree.map(_first_copy, tree)
+            return jax.tree.map(self._first_copy, tree)
         return tree
+
+    def _first_copy(self, x: Any) -> Any:
+        """Device 0's copy of a pmap output [devices, ...]. In a multi-process run it is read from this
+        process' first shard: indexing runs a computation that spans every process, and deadlocks
+        when the processes do not run it in lockstep (seen: at a checkpoint save)."""
+        if not (self.multi_process and isinstance(x, jax.Array)):
+            return x[0]
+        shard = x.addressable_shards[0].data
+        return shard[0] if shard.ndim == x.ndim else shard
 
     @functools.cached_property
     def mesh(self) -> Mesh:
@@ -108,20 +117,10 @@ class Backend:
         """Brings outputs to host numpy; replicated outputs as one copy, per-example ones as this
         process' rows [devices, b, ...] (pmap returns only those; shard_map's span every process)."""
         if replicated and self.name == "pmap":
-            outputs = jax.tree.map(_first_copy, outputs)
+            outputs = jax.tree.map(self._first_copy, outputs)
         if not replicated and self.name == "shard_map" and self.multi_process:
             outputs = multihost_utils.global_array_to_host_local_array(outputs, self.mesh, P(AXIS))
         return jax.device_get(outputs)
-
-
-def _first_copy(x: Any) -> Any:
-    """Device 0's copy of a pmap output [devices, ...], read from this process' first shard: indexing
-    the array instead runs a computation, which in a multi-process run spans every process and
-    deadlocks when the processes do not run it in lockstep (seen: a checkpoint save)."""
-    if not isinstance(x, jax.Array):
-        return x[0]
-    shard = x.addressable_shards[0].data
-    return shard[0] if shard.ndim == x.ndim else shard
 
 
 def _expand_outputs(fn: Callable[..., Any]) -> Callable[..., Any]:
