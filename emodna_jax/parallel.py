@@ -7,7 +7,7 @@ numbers (tests/test_parallel.py checks both against one device).
 
 Multi-process runs (`jax.distributed`): each process feeds its local devices with its own slice of the
 global batch, and the collectives (`psum`, `all_gather`) span every device of every process, so the
-processes train one model, not one each (tests/test_multiprocess.py checks two processes against one).
+processes train one model, not one each (tests/test_workflow_multiprocess.py checks two processes against one).
 
 shard_map runs with `check_vma=False`: the body sums its gradients itself (`lax.psum`), exactly as
 under pmap, instead of relying on the implicit cross-device sum that varying-manual-axes typing adds
