@@ -324,25 +324,7 @@ def test_head_and_centroid_run_attaches_the_table_and_records_both_agreements(sy
     assert 0.0 <= monitors["pseudo/centroid_head_agreement"] <= 1.0
 
 
-@pytest.fixture
-def no_compilation_cache():
-    """No persistent compilation cache for one test: neither read nor written. In the full suite
-    (never in this module alone) jaxlib 0.10.2 segfaulted while caching the `emodna_centroid` train
-    step (`executable.serialize()`, five fresh-clone CI runs of 2026-12-02 and 03) and, with writes
-    off, while reading its entry back (`deserialize_executable`). JAX decides once per process
-    whether to cache, so the cache is reset to "no folder" and back."""
-    from jax.experimental.compilation_cache import compilation_cache as cc
-
-    before = jax.config.jax_compilation_cache_dir
-    cc.reset_cache()
-    jax.config.update("jax_compilation_cache_dir", None)
-    yield
-    cc.reset_cache()
-    jax.config.update("jax_compilation_cache_dir", before)
-
-
-def test_centroid_labeller_run_records_its_monitors_and_resumes_exactly(
-        synthetic_data_dir, tmp_path, monkeypatch, no_compilation_cache):
+def test_centroid_labeller_run_records_its_monitors_and_resumes_exactly(synthetic_data_dir, tmp_path, monkeypatch):
     """`emodna_centroid` end to end: the relabelling monitors reach results.json, and a crash after a
     refresh-aligned checkpoint resumes to the uninterrupted run's state, bit for bit."""
     config = default.get_config("emodna_centroid,smoke")
