@@ -4,6 +4,7 @@ Target labels are read only in `final_report` (and in the optional target-UAR mo
 logged and never used to choose anything); the train stream carries none.
 """
 
+import contextlib
 import os
 import signal
 import sys
@@ -144,7 +145,9 @@ def _train(config, workdir, backend, data, fns, checkpointer, is_lead, wall_star
             "step": step, "method": config.method,
             "train_loss": float(metrics.get("loss/total", float("nan")))})
 
-    with _StopFlag() as stop:
+    # closing: whatever ends the loop, the prefetch thread stops (an exception's traceback would
+    # otherwise keep the generator, and the thread with its batches, alive)
+    with _StopFlag() as stop, contextlib.closing(batches):
         for step in range(start, config.num_steps):
             tick = time.perf_counter()
             adapt = fns.is_adapting(step)

@@ -11,6 +11,8 @@ import json
 import os
 import shutil
 import signal
+import threading
+import time
 
 import jax
 import numpy as np
@@ -295,6 +297,7 @@ def test_nan_loss_stops_naming_step_and_parts_and_keeps_the_last_good_checkpoint
         return batch
 
     _patch_batches(monkeypatch, 7, poison)  # the 8th step, during adaptation
+    threads_before = set(_input_threads())
     with pytest.raises(run_logging.NonFiniteLossError) as info:
         trainer.train_and_evaluate(config, workdir)
     message = str(info.value)
@@ -312,6 +315,15 @@ def test_nan_loss_stops_naming_step_and_parts_and_keeps_the_last_good_checkpoint
     for leaf in jax.tree.leaves(state.params):
         assert np.all(np.isfinite(leaf))
     assert not os.path.exists(os.path.join(workdir, "results.json"))
+    # The exception's traceback (held by `info`) keeps the run's frame, not its input thread.
+    deadline = time.monotonic() + 10
+    while set(_input_threads()) - threads_before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not set(_input_threads()) - threads_before
+
+
+def _input_threads():
+    return [t for t in threading.enumerate() if t.name == "emodna-input" and t.is_alive()]
 
 
 def test_head_and_centroid_run_attaches_the_table_and_records_both_agreements(synthetic_data_dir, tmp_path):
