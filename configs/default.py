@@ -128,6 +128,11 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.backend = "pmap"
     c.num_devices = 0  # 0 = all local devices
     c.distributed = False  # call jax.distributed.initialize() (multi-host pods)
+    # With distributed: "" lets JAX detect the cluster (Cloud TPU, SLURM, Open MPI, Kubernetes);
+    # elsewhere give process 0's "host:port" and, per process, the count and this process' id.
+    c.coordinator_address = ""
+    c.num_processes = 0
+    c.process_id = -1
 
     # ---- logging, checkpoints, evaluation ---------------------------------------------------
     c.log_every = 20

@@ -79,6 +79,21 @@ def _classes(config: ml_collections.ConfigDict) -> None:
                 f"--config.classes={','.join(c for c in classes if c in common) or ','.join(common)}")
 
 
+def _processes(config: ml_collections.ConfigDict) -> None:
+    """The multi-process fields: all three given (a cluster JAX cannot detect) or none."""
+    given = (bool(config.get("coordinator_address")), config.get("num_processes", 0) > 0,
+             config.get("process_id", -1) >= 0)
+    if not any(given):
+        return
+    _require(config.distributed, "config.coordinator_address, num_processes and process_id start a "
+             "multi-process run: set config.distributed=True as well (or leave them unset)")
+    _require(all(given), "config.coordinator_address, config.num_processes and config.process_id go "
+             f"together (got {config.coordinator_address!r}, {config.num_processes}, {config.process_id}): "
+             "give all three, or none to let JAX detect the cluster")
+    _require(config.process_id < config.num_processes,
+             f"config.process_id={config.process_id} must be below config.num_processes={config.num_processes}")
+
+
 def validate(config: ml_collections.ConfigDict, *, num_devices: int | None = None,
              process_count: int = 1) -> None:
     """Raises ConfigError for the first impossible setting found.
@@ -105,6 +120,7 @@ def validate(config: ml_collections.ConfigDict, *, num_devices: int | None = Non
 
     _choice(config.features, FEATURES, "features")
     _classes(config)
+    _processes(config)
     _require(config.num_steps > 0, f"config.num_steps={config.num_steps} must be positive")
     _require(config.batch_size > 0, f"config.batch_size={config.batch_size} must be positive")
     _require(config.learning_rate > 0, f"config.learning_rate={config.learning_rate} must be positive")
@@ -148,8 +164,6 @@ def validate(config: ml_collections.ConfigDict, *, num_devices: int | None = Non
                  "uses them")
         _require(pseudo.centroid_every >= 1,
                  f"config.pseudo.centroid_every={pseudo.centroid_every} must be >= 1 (steps between refreshes)")
-        _require(process_count == 1, f"config.pseudo.labeller={labeller!r} labels the whole target on one "
-                 f"host; it does not support {process_count} processes yet: use config.pseudo.labeller='head'")
     if labeller == "centroid":
         _require(pseudo.teacher == "student", "config.pseudo.labeller='centroid' labels the target from the "
                  "model being trained; set config.pseudo.teacher='student' (an EMA teacher has no role there)")

@@ -1,7 +1,9 @@
 """Evaluation over a whole split: exact metrics from summed confusion counts, plus embeddings.
 
 The eval stream pads its last batch and marks the padding with mask = 0, so every example is counted
-exactly once on any device count; examples without a label (label < 0) get predictions only.
+exactly once on any device count; examples without a label (label < 0) get predictions only. In a
+multi-process run every process gets the whole split: each batch's rows are gathered from all
+processes, which must therefore all call `predict` together.
 """
 
 import dataclasses
@@ -9,6 +11,7 @@ from typing import Any, Iterable
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 
 from emodna_jax import metrics, models, transductive
 
@@ -48,15 +51,21 @@ def predict(step_fns: Any, state: Any, batches: Iterable[dict], *, split: str = 
     if split not in STREAMS:
         raise ValueError(f"unknown split {split!r}; choose one of {', '.join(STREAMS)}")
     probs, labels, z_e, z_c = [], [], [], []
+    backend = step_fns.backend
     for batch in batches:
-        out = jax.device_get(step_fns.evaluate(state, batch, stream=STREAMS[split]))
-        keep = np.asarray(batch["mask"]).reshape(-1).astype(bool)
+        out = backend.host_outputs(step_fns.evaluate(state, batch, stream=STREAMS[split]), replicated=False)
+        rows = {**out, "label": np.asarray(batch["label"]), "mask": np.asarray(batch["mask"])}
+        if backend.multi_process:
+            # Process p holds the batch's p-th block of global positions (input_pipeline.eval_batches),
+            # so stacking the processes' rows in process order keeps the split's order.
+            rows = jax.tree.map(np.asarray, multihost_utils.process_allgather(rows, tiled=True))
+        keep = rows["mask"].reshape(-1).astype(bool)
         flat = lambda a: np.asarray(a).reshape((-1,) + np.asarray(a).shape[2:])[keep]  # noqa: E731
-        probs.append(flat(jax.nn.softmax(out["logits"])))
-        labels.append(flat(batch["label"]))
-        z_e.append(flat(out["z_e"]))
-        if "z_c" in out:
-            z_c.append(flat(out["z_c"]))
+        probs.append(flat(jax.nn.softmax(rows["logits"])))
+        labels.append(flat(rows["label"]))
+        z_e.append(flat(rows["z_e"]))
+        if "z_c" in rows:
+            z_c.append(flat(rows["z_c"]))
     if not probs:
         raise ValueError("the evaluation split is empty: no example to evaluate")
     return Predictions(

@@ -34,6 +34,8 @@ def load_run(workdir: str, *, defaults: ml_collections.ConfigDict | None = None,
     for key, value in overrides.items():
         if value is not None:
             config[key] = value
+    # Evaluation and prediction run in one process, whatever trained the model.
+    config.update({"distributed": False, "coordinator_address": "", "num_processes": 0, "process_id": -1})
     _, data, fns = trainer.setup(config)
     checkpointer = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=10**6)
     if checkpointer.latest_step() is None:

@@ -49,7 +49,7 @@ def setup(config: ml_collections.ConfigDict) -> tuple[parallel.Backend, Any, ste
     """Validates the config, then builds backend, data and step functions (nothing compiled yet)."""
     config_checks.validate(config)
     if config.distributed:
-        jax.distributed.initialize()
+        start_processes(config)
     backend = parallel.create_backend(config.backend, num_devices=config.num_devices)
     config_checks.validate(config, num_devices=backend.num_devices, process_count=jax.process_count())
     data = input_pipeline.create_task_data(
@@ -57,6 +57,16 @@ def setup(config: ml_collections.ConfigDict) -> tuple[parallel.Backend, Any, ste
         process_count=jax.process_count())
     fns = step_functions.make_step_functions(config, num_classes=len(data.class_names), backend=backend)
     return backend, data, fns
+
+
+def start_processes(config: ml_collections.ConfigDict) -> None:
+    """Joins this process to the run's others (`jax.distributed.initialize`), before any device use."""
+    # CPU processes need a collectives implementation to reach each other; other platforms ignore it.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    given = {"coordinator_address": config.coordinator_address or None,
+             "num_processes": config.num_processes or None,
+             "process_id": config.process_id if config.process_id >= 0 else None}
+    jax.distributed.initialize(**{k: v for k, v in given.items() if v is not None})
 
 
 def init_state(config, fns, data) -> Any:
@@ -103,8 +113,9 @@ def _train(config, workdir, backend, data, fns, checkpointer, is_lead, wall_star
     if is_lead:
         run_logging.write_json(os.path.join(workdir, "config.json"), config.to_dict())
         print(f"[train] {config.method}: {config.source} -> {config.target}, {len(data.class_names)} classes, "
-              f"{data.num_source} source / {data.num_target} target examples, {backend.num_devices} "
-              f"{backend.name} device(s); " + (f"resuming at step {start}" if start else "starting"), flush=True)
+              f"{data.num_source} source / {data.num_target} target examples, {len(backend.global_devices)} "
+              f"{backend.name} device(s) in {jax.process_count()} process(es); "
+              + (f"resuming at step {start}" if start else "starting"), flush=True)
     writer = run_logging.MetricWriter(os.path.join(workdir, "logs"), enabled=is_lead)
     writer.set_class_names(list(data.class_names))
     progress = run_logging.ProgressLine(config.num_steps, start_step=start)
@@ -256,17 +267,20 @@ def final_report(config, workdir, fns, state, data, last_metrics, timing, writer
         # Source + target examples per second over the steps this process ran, compilation excluded.
         "examples_per_s": (2 * config.batch_size * timing["timed_steps"] / timing["train_seconds"]
                            if timing["timed_steps"] else None),
-        "devices": f"{fns.backend.num_devices} x {jax.devices()[0].platform} ({fns.backend.name}), "
+        "devices": f"{len(fns.backend.global_devices)} x {jax.devices()[0].platform} ({fns.backend.name}), "
                    f"{jax.process_count()} process(es)",
         "argv": list(sys.argv),  # the command, when run as train.py
     }
     if config.source_val_speakers:
         results.update(source_val_scores(fns, state, data))
+    # Every process takes part in each evaluation (its rows are gathered), so the plots' source
+    # predictions are made here, before the processes other than 0 leave.
+    source = evaluation.predict(fns, state, data.eval_batches("source"), split="source") if config.plots else None
     if jax.process_index() != 0:
         return results
     run_logging.write_json(os.path.join(workdir, "results.json"), results)
     if config.plots:
-        write_plots(config, workdir, fns, state, data, target, summary, writer)
+        write_plots(config, workdir, fns, state, data, target, summary, writer, source=source)
     if results["uar"] is None:
         print(f"[train] the target has no labels; predicted classes {results['prediction_histogram']} "
               f"-> {workdir}/results.json", flush=True)
@@ -276,13 +290,16 @@ def final_report(config, workdir, fns, state, data, last_metrics, timing, writer
     return results
 
 
-def write_plots(config, workdir, fns, state, data, target, summary, writer=None, prefix="") -> None:
-    """<prefix>confusion.png, <prefix>embeddings.png (source + target features) and curves.png."""
+def write_plots(config, workdir, fns, state, data, target, summary, writer=None, prefix="",
+                source=None) -> None:
+    """<prefix>confusion.png, <prefix>embeddings.png (source + target features) and curves.png;
+    `source`: the source split's predictions, made here when not given."""
     if "confusion" in summary:
         plots.plot_confusion(np.asarray(summary["confusion"]), list(data.class_names),
                              os.path.join(workdir, f"{prefix}confusion.png"),
                              title=f"{config.method}: {config.source} -> {config.target}")
-    source = evaluation.predict(fns, state, data.eval_batches("source"), split="source")
+    if source is None:
+        source = evaluation.predict(fns, state, data.eval_batches("source"), split="source")
     both = lambda a, b: None if a is None or b is None else np.concatenate([a, b])  # noqa: E731
     plots.plot_embeddings(
         emotion_features=both(source.z_e, target.z_e), corpus_features=both(source.z_c, target.z_c),
