@@ -89,3 +89,21 @@ def test_train_then_eval_then_predict(synthetic_data_dir, env, tmp_path):
     for row in rows:
         probs = [float(row[c]) for c in results["classes"]]
         assert abs(sum(probs) - 1) < 1e-5 and row["prediction"] == results["classes"][probs.index(max(probs))]
+
+
+def test_calibrate_floor_reads_held_out_source_speakers_of_a_finished_run(synthetic_data_dir, env, tmp_path):
+    workdir = tmp_path / "runs" / "setting" / "a2b" / "emodna" / "seed0"
+    run("train.py", "--config=configs/default.py:smoke", f"--config.data_dir={synthetic_data_dir}",
+        "--config.source_val_speakers=auto", "--config.plots=False",
+        f"--workdir={workdir}", env=env)
+    with open(workdir / "results.json") as f:
+        recorded = json.load(f)["source_val_uar"]
+    out = run("benchmarks/calibrate_floor.py", str(tmp_path / "runs"), "--method=emodna", "--min_count=1",
+              env=env).stdout
+    row = next(line for line in out.splitlines() if "a2b/emodna/seed0" in line)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert int(cells[1]) > 0 and float(cells[3]) == pytest.approx(recorded, abs=0.05)
+    assert 0.0 < float(cells[4]) <= 1.0
+    assert "floor to use (largest over 1 runs, rounded up)" in out
+    missing = run("benchmarks/calibrate_floor.py", str(tmp_path / "runs"), "--method=mmd", env=env, check=False)
+    assert missing.returncode != 0 and "no run of method 'mmd'" in missing.stderr
