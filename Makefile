@@ -6,7 +6,7 @@ test:   ## the test suite (CPU, 4 forced devices)
 	bash scripts/test.sh
 bench:  ## speed benchmark -> benchmarks/RESULTS.md
 	bash scripts/setup.sh && .venv/bin/python benchmarks/speed_benchmark.py
-ACCURACY_METHODS = source_only,mmd,dann,coral,pseudo_label,emodna,emodna_full_class_align,emodna_no_decoupling,emodna_no_corpus_align,emodna_no_class_align,emodna_fixed_threshold,emodna_shared_trunk
+ACCURACY_METHODS = source_only,mmd,dann,coral,pseudo_label,emodna,emodna_no_decoupling,emodna_no_corpus_align,emodna_no_class_align,emodna_fixed_threshold,emodna_floor_0_7,emodna_floor_0_7_no_decoupling,emodna_floor_0_7_no_corpus_align,emodna_floor_0_7_no_class_align,emodna_floor_0_7_shared_trunk,emodna_full_class_align
 accuracy:  ## the cross-corpus table at the adopted default (speaker normalisation) on ../shared/corpora (resumable; hours on a 2-core CPU) -> benchmarks/RESULTS.md
 	bash scripts/setup.sh && .venv/bin/python benchmarks/accuracy_benchmark.py --methods=$(ACCURACY_METHODS) \
 	  --set=normalization=speaker "--section=Accuracy with speaker normalisation (the adopted default)" --write_results

@@ -161,8 +161,8 @@ def test_cross_corpus_tasks_accept_letters_and_synthetic_names_and_refuse_the_re
 
 
 def test_default_emodna_keeps_every_published_component():
-    """The project's default differs from the literal reading only in BatchNorm statistics and three
-    loss weights; every part of the published description stays switched on."""
+    """The project's default differs from the literal reading only in BatchNorm statistics, three
+    loss weights and the thresholds' floor; every part of the published description stays switched on."""
     from configs import default
     from emodna_jax import methods
 
@@ -178,9 +178,30 @@ def test_default_emodna_keeps_every_published_component():
                              "class_align_weight", "temperature", "label_smoothing")
                  if c.loss[k] != literal.loss[k]}
     assert differing == {"decoupling_weight", "corpus_align_weight", "class_align_weight"}
-    # The previous default differs from the current one in d alone.
-    previous = default.get_config("emodna_full_class_align")
-    assert previous.loss.class_align_weight == 1.0
-    previous.loss.class_align_weight = c.loss.class_align_weight
+    assert (c.pseudo.tau_min, literal.pseudo.tau_min) == (methods.CALIBRATED_FLOOR, methods.FREEMATCH_FLOOR)
+    # The previous default differs from the current one in the floor alone, the one before it in d too.
+    previous = default.get_config("emodna_floor_0_7")
+    assert previous.pseudo.tau_min == 0.7
+    previous.pseudo.tau_min = c.pseudo.tau_min
     previous.method = previous.method_settings = c.method
     assert previous.to_dict() == c.to_dict()
+    before = default.get_config("emodna_full_class_align")
+    assert (before.loss.class_align_weight, before.pseudo.tau_min) == (1.0, 0.7)
+    before.loss.class_align_weight, before.pseudo.tau_min = c.loss.class_align_weight, c.pseudo.tau_min
+    before.method = before.method_settings = c.method
+    assert before.to_dict() == c.to_dict()
+
+
+def test_every_method_sets_its_own_floor():
+    """`configs/default.py:<method>` starts from the default method's settings; a method that left the
+    floor alone would inherit the default's calibrated 1.0 instead of FreeMatch's 0.7."""
+    from configs import default
+    from emodna_jax import methods
+
+    for name in methods.METHODS:
+        c = default.get_config(name)
+        expected = methods.CALIBRATED_FLOOR if name == "emodna" or (
+            name.startswith("emodna_") and not name.startswith(("emodna_floor_0_7", "emodna_full_class_align",
+                                                                "emodna_literal", "emodna_per_corpus_bn",
+                                                                "emodna_balanced"))) else methods.FREEMATCH_FLOOR
+        assert c.pseudo.tau_min == expected, name
