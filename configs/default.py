@@ -85,7 +85,10 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.pseudo.warmup_steps = 40  # a fifth of the run on source labels (+ corpus losses) only
     c.pseudo.threshold = "freematch"  # freematch | fixed | flexmatch | quantile | none
     c.pseudo.fixed_threshold = 0.95
-    c.pseudo.tau_min = 0.7  # floor of the adaptive thresholds
+    # Floor of the adaptive thresholds. Every method sets it: FreeMatch's 0.7 (methods.FREEMATCH_FLOOR), or
+    # for the default `emodna` the floor calibrated on held-out source speakers (methods.CALIBRATED_FLOOR
+    # = 1.0: no target example passes until the source model is that sure; benchmarks/calibrate_floor.py).
+    c.pseudo.tau_min = 0.7
     # EMA rate of the threshold statistics; 0 means tie it to the schedule:
     # lam = 1 - 1 / (0.1 * num_steps).
     c.pseudo.threshold_ema = 0.0
