@@ -233,33 +233,37 @@ emodna_centroid_agreement = _ablation(
     "kept only where the target's own class-centroid assignment (emodna_centroid's table) names the same "
     "class: two labellers that err differently must agree.")
 
-# The variants of the default two changes back (d = 1) that earlier sessions ran, under the names their run
-# folders now carry (each folder's command reproduces its runs); not part of the current table.
-PREVIOUS_DEFAULT_VARIANTS: dict[str, Callable[[Config], None]] = {
-    f"emodna_full_class_align_{suffix}": _ablation(
-        emodna_full_class_align, change, f"`emodna_full_class_align` (the default two changes back) {doc}.")
-    for suffix, change, doc in (
-        ("no_decoupling", _without_decoupling, "without the corpus encoder and the decoupling"),
-        ("no_corpus_align", _without_corpus_align, "without corpus-level (MMD) alignment"),
-        ("fixed_threshold", _with_fixed_threshold, "with a fixed confidence threshold"),
-        ("consistency", _with_consistency, "plus target consistency"),
-        ("centroid", _with_centroid_labeller, "with centroid pseudo-labels"),
-        ("centroid_agreement", _with_centroid_agreement, "with head-centroid agreement"),
-    )
+# Changes that earlier defaults' variants were run with: suffix, change, how the docstring says it.
+_CHANGES = {
+    "no_decoupling": (_without_decoupling, "without the corpus encoder and the decoupling"),
+    "no_corpus_align": (_without_corpus_align, "without corpus-level (MMD) alignment"),
+    "no_class_align": (_without_class_align, "without class-level alignment"),
+    "fixed_threshold": (_with_fixed_threshold, "with a fixed confidence threshold"),
+    "consistency": (_with_consistency, "plus target consistency"),
+    "centroid": (_with_centroid_labeller, "with centroid pseudo-labels"),
+    "centroid_agreement": (_with_centroid_agreement, "with head-centroid agreement"),
+    "shared_trunk": (_with_shared_trunk, "with a shared encoder trunk"),
 }
-# The variants of the previous default (floor 0.7) whose outcome the floor can change, under the names
-# their run folders now carry; `emodna_fixed_threshold` keeps its name (a fixed threshold ignores the
-# floor).
-FLOOR_0_7_VARIANTS: dict[str, Callable[[Config], None]] = {
-    f"emodna_floor_0_7_{suffix}": _ablation(
-        emodna_floor_0_7, change, f"`emodna_floor_0_7` (the previous default) {doc}.")
-    for suffix, change, doc in (
-        ("no_decoupling", _without_decoupling, "without the corpus encoder and the decoupling"),
-        ("no_corpus_align", _without_corpus_align, "without corpus-level (MMD) alignment"),
-        ("no_class_align", _without_class_align, "without class-level alignment"),
-        ("shared_trunk", _with_shared_trunk, "with a shared encoder trunk"),
-    )
-}
+
+
+def _variants_of(base: Callable[[Config], None], which: str, suffixes: tuple[str, ...]
+                 ) -> dict[str, Callable[[Config], None]]:
+    """`<base name>_<suffix>` for each suffix: an earlier default's variant under its folder's name."""
+    name = base.__name__
+    return {f"{name}_{suffix}": _ablation(base, _CHANGES[suffix][0], f"`{name}` ({which}) {_CHANGES[suffix][1]}.")
+            for suffix in suffixes}
+
+
+# The variants of earlier defaults that earlier sessions ran, under the names their run folders now
+# carry (each folder's command reproduces its runs); not part of the current table's default rows.
+# The default two changes back (d = 1):
+PREVIOUS_DEFAULT_VARIANTS = _variants_of(
+    emodna_full_class_align, "the default two changes back",
+    ("no_decoupling", "no_corpus_align", "fixed_threshold", "consistency", "centroid", "centroid_agreement"))
+# The previous default (floor 0.7), the variants whose outcome the floor can change;
+# `emodna_fixed_threshold` keeps its name (a fixed threshold ignores the floor):
+FLOOR_0_7_VARIANTS = _variants_of(
+    emodna_floor_0_7, "the previous default", ("no_decoupling", "no_corpus_align", "no_class_align", "shared_trunk"))
 emodna_literal_no_decoupling = _ablation(
     emodna_literal, _without_decoupling,
     "`emodna_literal` without the corpus encoder and the contrastive decoupling.")
