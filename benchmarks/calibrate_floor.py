@@ -42,10 +42,7 @@ def runs_of(root: str, method: str) -> list[str]:
 def calibrate(workdir: str, *, precision: float, min_count: int, data_dir: str | None) -> dict:
     with open(os.path.join(workdir, "results.json")) as f:
         recorded = json.load(f)
-    # A run renamed after a change of default (results.json "renamed_from") keeps its old method name in
-    # config.json; its settings are the ones its results now carry the name of.
-    names = {"method": recorded["method"], "method_settings": recorded["method"]} if recorded.get("renamed_from") else {}
-    _, data, fns, state = inference.load_run(workdir, data_dir=data_dir, **names)
+    _, data, fns, state = inference.load_run(workdir, data_dir=data_dir)
     held_out = evaluation.predict(fns, state, data.eval_batches("source_val"), split="source_val")
     uar = evaluation.report(held_out, data.class_names)["uar"]
     if abs(uar - recorded["source_val_uar"]) > 1e-6:
