@@ -36,6 +36,10 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     # utterance by itself) or "none" (raw, as the authors did). A corpus whose examples all carry
     # one speaker id ("unknown" in a folder without speakers) gets corpus statistics either way.
     c.normalization = "speaker"
+    # Per-speaker statistics only for a speaker with at least this many recordings; the others get
+    # their corpus' statistics (a speaker with few recordings may hold one emotion, whose mean the
+    # speaker statistics would then subtract). The run log says which statistics each corpus got.
+    c.normalization_min_per_speaker = 20
     c.shuffle_buffer = 2048
     # The target split used both as unlabelled training data and as the test set
     # (the authors' protocol: the whole target corpus).
@@ -46,6 +50,11 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
 
     # ---- model ------------------------------------------------------------------------------
     c.model = ml_collections.ConfigDict()
+    # Encoder architecture: "timnet" (TIM-Net over frame sequences, the authors'), "mlp" (MLPs over
+    # utterance functionals) or "linear" (no hidden layer: the linear probe through the same trainer).
+    c.model.backbone = "timnet"
+    c.model.hidden_dim = 256  # mlp: width of each hidden layer.
+    c.model.num_layers = 2  # mlp: hidden layers per encoder.
     c.model.filters = 39  # TIM-Net's channel width (= number of MFCCs in the authors' code).
     c.model.kernel_size = 2  # causal dilated conv kernel, as TIM-Net.
     c.model.dilations = 8  # dilations 1, 2, ..., 2**(dilations-1): receptive field 256 frames.
