@@ -111,6 +111,10 @@ def validate(config: ml_collections.ConfigDict, *, num_devices: int | None = Non
              f"--config=configs/default.py:{config.method} or configs/cross_corpus.py:c2b,{config.method}")
     _choice(config.backend, parallel.BACKENDS, "backend")
     _choice(config.normalization, NORMALIZATION, "normalization")
+    minimum = config.get("normalization_min_per_speaker", 2)
+    _require(isinstance(minimum, int) and minimum >= 2,
+             f"config.normalization_min_per_speaker={minimum!r} must be an integer >= 2: one recording's "
+             "own statistics standardise it to 0 (try 20, the default)")
     loss, pseudo = config.loss, config.pseudo
     _choice(loss.corpus_align, CORPUS_ALIGN, "loss.corpus_align")
     _choice(loss.class_align, CLASS_ALIGN, "loss.class_align")

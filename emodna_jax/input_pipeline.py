@@ -27,7 +27,9 @@ Design (measured in benchmarks/RESULTS.md, "## Data"):
 * config.source_val_speakers: those source speakers leave the train stream and form "source_val".
 * Normalisation (config.normalization, see normalization.py): "corpus" statistics come from each
   corpus' own training examples (source: train speakers only; target: the filtered target split),
-  without labels, and are applied to its train and eval streams alike.
+  without labels, and are applied to its train and eval streams alike; "speaker" statistics only for
+  a speaker with at least config.normalization_min_per_speaker recordings (the others: their
+  corpus'), and `TaskData.normalization_report` says which each corpus got.
 """
 
 from __future__ import annotations
@@ -235,6 +237,8 @@ class TaskData:
     prefetch: int = 2
     # The target corpus' normalisation statistics (label-free), for new recordings at inference.
     target_stats: normalization.Stats | None = dataclasses.field(default=None, repr=False)
+    # Which statistics each corpus got (normalization.describe), source first: for the log and results.
+    normalization_report: list[dict] = dataclasses.field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         self._perm = functools.lru_cache(maxsize=8)(_permutation)
@@ -365,10 +369,14 @@ def create_task_data(config: ml_collections.ConfigDict, *, num_devices: int, pro
     # Label-free statistics of each corpus' own training examples, applied to all its streams. Per
     # speaker, every source speaker (held-out ones too) is standardised by its own frames alone, as
     # each target speaker is: held-out speakers then stand for a new corpus' speakers.
+    # A speaker below config.normalization_min_per_speaker recordings gets its corpus' statistics
+    # (the source's from its training speakers), see normalization.py.
     kind = config.normalization
+    minimum = int(config.get("normalization_min_per_speaker", 1))
     s_fit = source_all if kind == "speaker" else source
-    s_stats = normalization.fit(kind, s_fit.features, s_fit.speakers)
-    t_stats = normalization.fit(kind, target.features, target.speakers)
+    s_stats = normalization.fit(kind, s_fit.features, s_fit.speakers, min_per_speaker=minimum,
+                                corpus_features=source.features)
+    t_stats = normalization.fit(kind, target.features, target.speakers, min_per_speaker=minimum)
     norm = lambda a, st: dataclasses.replace(  # noqa: E731
         a, features=normalization.apply(st, a.features, a.speakers))
     eval_per_device = max(1, math.ceil(config.eval_batch_size / shards))
@@ -378,4 +386,6 @@ def create_task_data(config: ml_collections.ConfigDict, *, num_devices: int, pro
         target=norm(target, t_stats), source_val=None if source_val is None else norm(source_val, s_stats),
         seed=int(config.seed), per_device_batch=config.batch_size // shards,
         per_device_eval_batch=eval_per_device, num_devices=num_devices, process_index=process_index,
-        process_count=process_count, prefetch=int(config.get("prefetch", 2)), target_stats=t_stats)
+        process_count=process_count, prefetch=int(config.get("prefetch", 2)), target_stats=t_stats,
+        normalization_report=[normalization.describe(s_stats, f"source {config.source}"),
+                              normalization.describe(t_stats, f"target {config.target}")])

@@ -198,7 +198,8 @@ def test_speaker_normalization_standardises_each_speaker_by_its_own_frames():
     src = labelled(20, offset=5.0, speakers=("s1", "s2", "s3", "s4"))
     tgt = make_corpus("tgt", ["unknown"] * 9, speakers=("t1", "t2", "t3"), seed=3, offset=-2.0)
     tgt.features[tgt.speakers == "t2"] += 10.0  # one target speaker far from the others
-    data = task({"src": src, "tgt": tgt}, config(normalization="speaker", source_val_speakers="s4"),
+    data = task({"src": src, "tgt": tgt}, config(normalization="speaker", source_val_speakers="s4",
+                       normalization_min_per_speaker=2),
                 num_devices=1)
 
     def own(arrays, speaker):
