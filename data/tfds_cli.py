@@ -11,6 +11,7 @@ own code. From the repository root:
         --data_dir=DIR
 
 With apache-beam and mlcroissant installed, the plain `tfds build ...` works the same way.
+Why not plain `tfds`: apache-beam (2.77.0, the newest) needs protobuf < 7; the pin here is 7.36.2.
 """
 
 from __future__ import annotations
