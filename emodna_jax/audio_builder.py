@@ -169,9 +169,7 @@ class FeatureBuilderConfig(tfds.core.BuilderConfig):
 
 
 def _describe(c: features_lib.FeatureConfig) -> str:
-    t, f = c.shape
-    return (f"{c.kind} features [{t}, {f}] at {c.sample_rate} Hz, centre pad/crop to "
-            f"{c.num_samples} samples, n_fft {c.n_fft}, hop {c.hop_length}, {c.n_mels} mel bands.")
+    return c.describe()  # mfcc/logmel: the same text as before; affect/openSMILE kinds: their own
 
 
 def feature_builder_configs() -> list[FeatureBuilderConfig]:

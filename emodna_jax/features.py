@@ -6,6 +6,14 @@ top_db 80) at 22,050 Hz, every utterance centre-padded with zeros or centre-crop
 samples (4.35 s), giving T = 1 + 96000 // 512 = 188 frames, with no normalisation (the input
 pipeline standardises per corpus). Feature settings are a TFDS builder config, so other front ends
 can be built side by side.
+
+Affect front ends (librosa + numpy, in the spirit of eGeMAPS; see affect_descriptors.py and
+functionals.py): "affect" is the utterance functionals of the WHOLE utterance as a sequence of one
+frame, [1, 78], so every [T, F] consumer works unchanged; "affect_frames" is the frame descriptors
+(10 ms hop at 16 kHz) of the whole utterance, centre-padded with zero frames or centre-cropped to
+401 frames (4 s), [401, 24]. "egemaps" [1, 88] and "compare" [1, 6373] are openSMILE's
+eGeMAPSv02 and ComParE_2016 functionals through the optional `opensmile` package
+(emodna_jax.opensmile_features; audEERING's research licence).
 """
 
 from __future__ import annotations
@@ -20,15 +28,27 @@ import numpy as np
 import soundfile as sf
 
 
+KINDS = ("mfcc", "logmel", "affect", "affect_frames", "egemaps", "compare")
+_AFFECT_KINDS = ("affect", "affect_frames")
+_OPENSMILE_SIZES = {"egemaps": 88, "compare": 6373}
+_OPENSMILE_SETS = {"egemaps": "eGeMAPSv02", "compare": "ComParE_2016"}
+_UTTERANCE_KINDS = ("affect", "egemaps", "compare")
+
+
 @dataclasses.dataclass(frozen=True)
 class FeatureConfig:
     """One audio front end.
 
     Attributes:
       name: the TFDS builder config name.
-      kind: "mfcc" (librosa.feature.mfcc) or "logmel" (log-power mel spectrogram, dB re 1.0).
+      kind: "mfcc" (librosa.feature.mfcc), "logmel" (log-power mel spectrogram, dB re 1.0),
+        "affect" (functionals.utterance_functionals, [1, F]), "affect_frames"
+        (affect_descriptors.frame_descriptors, centre pad/crop of the frames), "egemaps" or
+        "compare" (openSMILE functionals, [1, F]; needs the optional `opensmile` package).
       sample_rate: Hz; every file is resampled to it.
-      num_samples: every utterance is centre-padded or centre-cropped to this many samples.
+      num_samples: every utterance is centre-padded or centre-cropped to this many samples
+        (mfcc, logmel); for affect_frames, the frames of this many samples are kept; the
+        utterance-level kinds (affect, egemaps, compare) use the whole utterance.
       n_mfcc: number of MFCCs (kind "mfcc" only).
       n_mels: number of mel bands.
       n_fft: FFT size in samples.
@@ -45,22 +65,51 @@ class FeatureConfig:
     hop_length: int = 512
 
     def __post_init__(self):
-        if self.kind not in ("mfcc", "logmel"):
-            raise ValueError(f"FeatureConfig {self.name!r}: kind must be 'mfcc' or 'logmel', "
+        if self.kind not in KINDS:
+            raise ValueError(f"FeatureConfig {self.name!r}: kind must be one of {KINDS}, "
                              f"got {self.kind!r}.")
+        if self.kind in _AFFECT_KINDS and (self.sample_rate, self.hop_length) != (16000, 160):
+            raise ValueError(f"FeatureConfig {self.name!r}: the affect descriptors are defined at "
+                             "16 kHz with a 160-sample hop; set sample_rate=16000, hop_length=160.")
         for field in ("sample_rate", "num_samples", "n_mels", "n_fft", "hop_length", "n_mfcc"):
             if getattr(self, field) <= 0:
                 raise ValueError(f"FeatureConfig {self.name!r}: {field} must be positive.")
 
     @property
     def num_frames(self) -> int:
-        """T: frames of a centred STFT over `num_samples` samples."""
+        """T: frames of a centred STFT over `num_samples` samples; 1 for utterance functionals."""
+        if self.kind in _UTTERANCE_KINDS:
+            return 1
         return 1 + self.num_samples // self.hop_length
 
     @property
     def num_features(self) -> int:
         """F: coefficients per frame."""
+        if self.kind in _OPENSMILE_SIZES:
+            return _OPENSMILE_SIZES[self.kind]
+        if self.kind == "affect":
+            from emodna_jax import functionals
+            return len(functionals.NAMES)
+        if self.kind == "affect_frames":
+            from emodna_jax import affect_descriptors
+            return len(affect_descriptors.NAMES)
         return self.n_mfcc if self.kind == "mfcc" else self.n_mels
+
+    def describe(self) -> str:
+        """One line for the TFDS builder config's description."""
+        t, f = self.shape
+        if self.kind == "affect":
+            return (f"affect functionals (librosa, eGeMAPS-like) of the whole utterance at 16 kHz, "
+                    f"[{t}, {f}].")
+        if self.kind == "affect_frames":
+            return (f"affect frame descriptors (librosa, eGeMAPS-like), 16 kHz, 10 ms hop, centre "
+                    f"pad/crop to {self.num_samples} samples, [{t}, {f}].")
+        if self.kind in _OPENSMILE_SIZES:
+            return (f"openSMILE {_OPENSMILE_SETS[self.kind]} functionals of the whole utterance "
+                    f"at 16 kHz, [{t}, {f}] (optional opensmile package, research licence).")
+        return (f"{self.kind} features [{t}, {f}] at {self.sample_rate} Hz, centre pad/crop to "
+                f"{self.num_samples} samples, n_fft {self.n_fft}, hop {self.hop_length}, "
+                f"{self.n_mels} mel bands.")
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -76,6 +125,15 @@ FEATURE_CONFIGS: dict[str, FeatureConfig] = {
         # A log-mel alternative common in SER: 16 kHz, 25 ms windows, 10 ms hop, 4 s: [401, 64].
         FeatureConfig(name="logmel64", kind="logmel", sample_rate=16000, num_samples=64000,
                       n_mels=64, n_fft=400, hop_length=160),
+        # The affect front end (docs/method.md): functionals of the whole utterance, [1, 78].
+        FeatureConfig(name="affect", kind="affect", sample_rate=16000, num_samples=64000,
+                      n_fft=512, hop_length=160),
+        # Its frame descriptors over 4 s (centre pad/crop of the frames), [401, 24].
+        FeatureConfig(name="affect_frames", kind="affect_frames", sample_rate=16000,
+                      num_samples=64000, n_fft=512, hop_length=160),
+        # openSMILE (optional package): eGeMAPSv02 [1, 88] and ComParE_2016 [1, 6373].
+        FeatureConfig(name="egemaps", kind="egemaps", sample_rate=16000, num_samples=64000),
+        FeatureConfig(name="compare", kind="compare", sample_rate=16000, num_samples=64000),
     )
 }
 
@@ -174,12 +232,19 @@ def compute_features(wave: np.ndarray, config: FeatureConfig) -> np.ndarray:
 
     Args:
       wave: [n] mono samples at `config.sample_rate`; centre-padded/cropped to
-        `config.num_samples` here (a no-op when already that long).
+        `config.num_samples` here (a no-op when already that long) for mfcc/logmel; the
+        affect and openSMILE kinds read the whole utterance (affect_frames pads/crops frames).
       config: the front end.
 
     Returns:
       float32 [config.num_frames, config.num_features] (time major).
     """
+    if config.kind in _AFFECT_KINDS or config.kind in _OPENSMILE_SIZES:
+        out = _utterance_features(np.asarray(wave, dtype=np.float32), config)
+        if out.shape != config.shape:
+            raise RuntimeError(f"Front end {config.name!r} produced {out.shape}, expected "
+                               f"{config.shape}.")
+        return out
     y = center_pad_or_crop(np.asarray(wave, dtype=np.float32), config.num_samples)
     # librosa.feature.mfcc / melspectrogram step by step, with the mel projection as one BLAS
     # matmul instead of their einsum and the filter bank cached: 4.3 instead of 6.0 ms an
@@ -197,6 +262,36 @@ def compute_features(wave: np.ndarray, config: FeatureConfig) -> np.ndarray:
         raise RuntimeError(f"Front end {config.name!r} produced {out.shape}, expected "
                            f"{config.shape}.")
     return out
+
+
+def _utterance_features(wave: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """The affect and openSMILE kinds, computed from the whole utterance: float32 [T, F]."""
+    if config.kind == "affect":
+        from emodna_jax import functionals
+        values, _ = functionals.utterance_functionals(wave, config.sample_rate)
+        return values[None, :].astype(np.float32)
+    if config.kind == "affect_frames":
+        from emodna_jax import affect_descriptors
+        frames, _ = affect_descriptors.frame_descriptors(wave, config.sample_rate)
+        # Centre pad (zero frames: silence is unvoiced and inactive) or crop the frame axis, as
+        # center_pad_or_crop does to samples; descriptors see the whole utterance's context.
+        t = config.num_frames
+        n = frames.shape[0]
+        if n >= t:
+            frames = frames[(n - t) // 2:(n - t) // 2 + t]
+        else:
+            before = (t - n) // 2
+            frames = np.pad(frames, ((before, t - n - before), (0, 0)))
+        return np.ascontiguousarray(frames, dtype=np.float32)
+    try:  # openSMILE is optional (research licence): imported only when asked for
+        from emodna_jax import opensmile_features
+    except ImportError as e:
+        raise ImportError(f"Front end {config.name!r} needs emodna_jax.opensmile_features and the "
+                          "optional `opensmile` package (pip install opensmile); or choose "
+                          "features=affect.") from e
+    values = opensmile_features.extract_functionals(wave, config.sample_rate,
+                                                    _OPENSMILE_SETS[config.kind])
+    return np.asarray(values, dtype=np.float32).reshape(1, -1)
 
 
 def single_threaded_blas():
