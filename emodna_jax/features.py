@@ -289,9 +289,10 @@ def _utterance_features(wave: np.ndarray, config: FeatureConfig) -> np.ndarray:
         raise ImportError(f"Front end {config.name!r} needs emodna_jax.opensmile_features and the "
                           "optional `opensmile` package (pip install opensmile); or choose "
                           "features=affect.") from e
-    values = opensmile_features.extract_functionals(wave, config.sample_rate,
-                                                    _OPENSMILE_SETS[config.kind])
-    return np.asarray(values, dtype=np.float32).reshape(1, -1)
+    values = opensmile_features.extract_functionals(wave, config.sample_rate, config.kind)
+    # openSMILE leaves some functionals NaN on pathological input (no voiced frame): 0, as the
+    # affect functionals define them, so that no NaN reaches the normalisation or the model.
+    return np.nan_to_num(np.asarray(values, dtype=np.float32).reshape(1, -1), nan=0.0)
 
 
 def single_threaded_blas():

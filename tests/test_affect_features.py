@@ -144,3 +144,22 @@ def test_mfcc39_unchanged_by_the_new_kinds():
         features.FeatureConfig(name="x", kind="nope")
     with pytest.raises(ValueError, match="16 kHz"):
         features.FeatureConfig(name="x", kind="affect", sample_rate=22050)
+
+
+def test_opensmile_kinds_call_extract_functionals(monkeypatch):
+    """The egemaps kind hands the whole wave to opensmile_features (faked here: the package is
+    optional) and turns its NaNs into 0."""
+    from emodna_jax import opensmile_features
+    calls = []
+
+    def fake(wave, sample_rate, feature_set):
+        calls.append((wave.size, sample_rate, feature_set))
+        out = np.arange(88, dtype=np.float32)
+        out[3] = np.nan
+        return out
+
+    monkeypatch.setattr(opensmile_features, "extract_functionals", fake)
+    out = features.compute_features(np.zeros(12345, np.float32),
+                                    features.get_feature_config("egemaps"))
+    assert calls == [(12345, 16000, "egemaps")]
+    assert out.shape == (1, 88) and out[0, 3] == 0 and out[0, 87] == 87
