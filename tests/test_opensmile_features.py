@@ -106,8 +106,8 @@ def test_rank_correlations_helper_on_a_known_case():
 def test_librosa_functionals_rank_correlate_with_opensmile_egemaps():
     pytest.importorskip("opensmile")
     functionals = pytest.importorskip("emodna_jax.functionals")
-    librosa = pytest.importorskip("librosa")
     import soundfile as sf  # pylint: disable=import-outside-toplevel
+    from scipy import signal  # pylint: disable=import-outside-toplevel
     files = (_spread_files(os.path.join(CORPORA, "emodb", "wav", "*.*"))
              + _spread_files(os.path.join(CORPORA, "emovo", "**", "*.flac")))
     if len(files) < 2 * FILES_PER_CORPUS:
@@ -115,7 +115,9 @@ def test_librosa_functionals_rank_correlate_with_opensmile_egemaps():
     librosa_rows, smile_rows, librosa_names = [], [], None
     for path in files:
         wave, rate = sf.read(path, dtype="float32", always_2d=True)
-        wave = librosa.resample(wave.mean(axis=1), orig_sr=rate, target_sr=RATE)
+        # Polyphase resampling: exact for integer rates, and no numba compile on first use.
+        gcd = np.gcd(rate, RATE)
+        wave = signal.resample_poly(wave[:, 0], RATE // gcd, rate // gcd).astype(np.float32)
         values, names = functionals.utterance_functionals(wave, RATE)
         librosa_names = list(names)
         librosa_rows.append(np.asarray(values))
@@ -126,7 +128,10 @@ def test_librosa_functionals_rank_correlate_with_opensmile_egemaps():
           "(EmoDB and EMOVO, 16 kHz):")
     for name, (rho, used) in sorted(table.items(), key=lambda item: -np.nan_to_num(item[1][0])):
         print(f"  {name:48s} {rho:6.2f}  ({used} files)")
-    # The robust ones: mean F0 in semitones and mean loudness rank the files alike.
-    for name in ("F0semitoneFrom27.5Hz_sma3nz_amean", "loudness_sma3_amean"):
+    # The robust ones rank the files alike: mean F0 in semitones, mean loudness, spectral balance
+    # over voiced frames and MFCC 1 (measured 0.91-0.97 on these 24 files).
+    for name in ("F0semitoneFrom27.5Hz_sma3nz_amean", "loudness_sma3_amean",
+                 "alphaRatioV_sma3nz_amean", "hammarbergIndexV_sma3nz_amean",
+                 "mfcc1_sma3_amean"):
         assert name in table, f"{name} is not among the librosa functionals' names"
         assert table[name][0] >= 0.7, (name, table[name])
