@@ -4,10 +4,13 @@
   python train.py --config=configs/cross_corpus.py:c2b,emodna --config.corpora_root=../shared/corpora \
       --workdir=runs/c2b_emodna
 
-Started again with the same command, a run continues from its last checkpoint.
+`--config.method=NAME` chooses a method (emodna_jax/methods.py) as `configs/cross_corpus.py:c2b,NAME`
+does; every other `--config.x=y` flag still wins over the method's settings. Started again with the
+same command, a run continues from its last checkpoint.
 """
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
@@ -15,7 +18,8 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from emodna_jax import config_checks, run_logging, trainer  # noqa: E402
+from configs import default  # noqa: E402
+from emodna_jax import config_checks, methods, run_logging, trainer  # noqa: E402
 
 config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/default.py or "
                                 "configs/cross_corpus.py:c2b,emodna", lock_config=True)
@@ -37,4 +41,10 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    # Before absl parses the flags (config_flags reads its overrides from sys.argv): the method's
+    # fields right after --config=, the user's other --config.x=y flags after them.
+    try:
+        sys.argv = methods.expand_method_flag(sys.argv, default.get_config())
+    except ValueError as error:
+        raise SystemExit(f"[train] {error}") from None
     app.run(main)

@@ -8,9 +8,10 @@ Each run is `python train.py --config=configs/cross_corpus.py:TASK,METHOD --conf
 own process and workdir (<runs_dir>/<setting>/<task>/<method>/seed<S>). The benchmark is resumable:
 a run whose results.json exists is kept and skipped; an interrupted run resumes from its checkpoint.
 Every --set override applies to every run (one setting for all tasks and methods, chosen without
-target labels), and the runs of one setting share a folder named after it. Overrides are applied on
-top of FOLDER_BASE (the config the folders were started from), so the default Emo-DNA of today's
-configs/default.py is the setting --set=normalization=speaker.
+target labels). The runs of one setting share a folder named after the overrides and a fingerprint
+of the configs they start from (configs/default.py and every method's overrides), so a run made
+before a config changed is never reused for the changed one: the older folders stay as archived
+results (each results.json keeps the command that made it).
 
 The report reads every results.json under the setting's folder: UAR and WAR as mean +- std (sample
 std, ddof=1) over the seeds that finished, per task and averaged over tasks, beside the published
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import hashlib
 import json
 import os
 import re
@@ -36,46 +38,42 @@ sys.path.insert(0, ROOT)
 from benchmarks.results_file import write_section  # noqa: E402
 
 TASKS = ("c2b", "c2e", "b2c", "b2e", "e2c", "e2b")
-# The methods of the 211-run table at per-corpus standardisation (the default --methods), under the
-# names their runs carry since the default changed (RESULTS.md "Method names"): the Emo-DNA rows
-# there are the default two changes back, `emodna_full_class_align`, and its variants.
-METHODS = ("source_only", "adabn", "mmd", "dann", "coral", "deep_coral", "pseudo_label", "consistency",
-           "emodna_full_class_align", "emodna_full_class_align_no_decoupling",
-           "emodna_full_class_align_no_corpus_align", "emodna_floor_0_7_no_class_align",
-           "emodna_full_class_align_fixed_threshold", "emodna_full_class_align_consistency",
-           "emodna_per_corpus_bn", "emodna_literal", "emodna_literal_no_decoupling",
-           "emodna_literal_no_corpus_align", "emodna_balanced")
-# The default Emo-DNA with one component removed or changed (methods.py); `emodna_floor_0_7` is it with
-# FreeMatch's floor instead of the calibrated one (the previous default).
-ABLATIONS = ("emodna_no_decoupling", "emodna_no_corpus_align", "emodna_no_class_align", "emodna_fixed_threshold",
-             "emodna_floor_0_7")
+# The headline table's rows: the baselines (adabn the control of the default's BatchNorm statistics,
+# both self-training baselines), Emo-DNA as published and the default.
+METHODS = ("source_only", "adabn", "mmd", "dann", "coral", "pseudo_label", "self_training_balanced",
+           "emodna_literal", "emodna")
+# The default Emo-DNA with one component removed or changed (emodna_jax/methods.py).
+ABLATIONS = ("emodna_no_decoupling", "emodna_no_corpus_align", "emodna_no_class_align", "emodna_fixed_threshold")
 # UAR % from shared/REFERENCE_RESULTS.md (TIM-Net supplementary Table S4; best of several runs).
 PUBLISHED = {"TIM-Net": {"c2b": 50.4, "c2e": 36.4, "b2c": 42.4, "b2e": 36.4, "e2c": 39.8, "e2b": 47.0},
              "CAAM": {"c2b": 54.6, "c2e": 32.1, "b2c": 39.6, "b2e": 37.1, "e2c": 39.0, "e2b": 47.9}}
 
 
-# The config every folder under benchmarks/runs was started from, where it differs from today's
-# configs/default.py: speaker normalisation became the default after 211 runs at corpus normalisation
-# (RESULTS.md "Speaker normalisation"). A folder is named by its --set overrides of this base, so each
-# folder's command still reproduces its runs; the adopted default is --set=normalization=speaker.
-FOLDER_BASE = ("normalization=corpus",)
+def setting_name(overrides: list[str], fingerprint: str = "") -> str:
+    """A folder name for one set of overrides ("default" when there are none), then "-<fingerprint>"."""
+    name = "default" if not overrides else "_".join(o.replace("=", "-").replace(".", "-") for o in overrides)
+    return f"{name}-{fingerprint}" if fingerprint else name
 
 
-def setting_name(overrides: list[str]) -> str:
-    """A folder name for one set of overrides ("default" when there are none)."""
-    return "default" if not overrides else "_".join(o.replace("=", "-").replace(".", "-") for o in overrides)
+def config_fingerprint() -> str:
+    """8 hex digits of the configs every run starts from: configs/default.py's base and every method's
+    overrides (emodna_jax/methods.py). Any change to either gives new folders."""
+    from configs import default
+    from emodna_jax import methods
+
+    text = json.dumps([default.get_config().to_dict(), {n: m.overrides for n, m in methods.METHODS.items()}],
+                      sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def train_command(task: str, method: str, seed: int, workdir: str, overrides: list[str],
                   data_dir: str) -> list[str]:
-    """The train.py command of one run: FOLDER_BASE, then the overrides (which win over the base)."""
+    """The train.py command of one run: the method's config with the overrides."""
     cmd = [sys.executable, "train.py", f"--config=configs/cross_corpus.py:{task},{method}",
            f"--config.seed={seed}", f"--workdir={workdir}", "--config.plots=False"]
     if data_dir:
         cmd.append(f"--config.data_dir={data_dir}")
-    overridden = {o.split("=", 1)[0] for o in overrides}
-    base = [o for o in FOLDER_BASE if o.split("=", 1)[0] not in overridden]
-    return cmd + [f"--config.{o}" for o in base + list(overrides)]
+    return cmd + [f"--config.{o}" for o in overrides]
 
 
 def run_one(task: str, method: str, seed: int, workdir: str, overrides: list[str], data_dir: str) -> float:
@@ -285,6 +283,8 @@ def main() -> None:
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--runs_dir", default=os.path.join(ROOT, "benchmarks", "runs"))
+    p.add_argument("--setting_dir", default="", help="report (or resume) this folder instead of "
+                   "<runs_dir>/<setting>-<fingerprint>, e.g. an archived benchmarks/runs/normalization-speaker")
     p.add_argument("--data_dir", default="", help="TFDS data_dir (default: the config's)")
     p.add_argument("--set", action="append", default=[], help="a config override FIELD=VALUE for every run")
     p.add_argument("--order", choices=("seed", "method"), default="seed",
@@ -298,7 +298,10 @@ def main() -> None:
     args = p.parse_args()
     tasks, methods = args.tasks.split(","), args.methods.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
-    setting_dir = os.path.join(args.runs_dir, setting_name(args.set))
+    if args.setting_dir and not args.report_only:
+        p.error("--setting_dir reports a folder (an archived one, made by other configs) and never runs into "
+                "it: add --report_only, or leave --setting_dir out to run the current configs")
+    setting_dir = args.setting_dir or os.path.join(args.runs_dir, setting_name(args.set, config_fingerprint()))
     if not args.report_only:
         jobs = [(t, m, s) for s in seeds for m in methods for t in tasks]
         if args.order == "method":

@@ -2,7 +2,8 @@
 
 TASK is SOURCE2TARGET from the letters c (CASIA), b (EmoDB), e (EMOVO), r (RAVDESS), s (SAVEE), e.g.
 c2b = labelled CASIA + unlabelled EmoDB, tested on EmoDB; a side may also be a builder name, e.g.
-synthetic_a2synthetic_b (the synthetic corpora, where choices are made without a real target's labels). METHOD is one of emodna_jax.methods.METHODS.
+synthetic_a2synthetic_b (the synthetic corpora, where choices are made without a real target's labels).
+METHOD is one of emodna_jax.methods.METHODS (default: emodna); `--config.method=NAME` does the same.
 The corpora are read from `config.corpora_root`/<corpus> (default: ../shared/corpora beside the
 checkout). The 5 shared classes and the whole target corpus (unlabelled training data and test set)
 follow the authors' protocol.
@@ -37,11 +38,10 @@ def get_config(arg: str = "c2b,emodna") -> ml_collections.ConfigDict:
     if not parts:
         raise ValueError("configs/cross_corpus.py needs TASK,METHOD, e.g. configs/cross_corpus.py:c2b,emodna")
     task, rest = parts[0], parts[1:]
-    method = next((p for p in rest if p in methods.METHODS), "emodna")
     unknown = [p for p in rest if p not in methods.METHODS and p != "smoke"]
     if unknown:
         raise ValueError(f"unknown config argument(s) {unknown}; methods are {', '.join(methods.METHODS)}")
-    c = default.get_config(",".join([method] + (["smoke"] if "smoke" in rest else [])))
+    c = default.get_config(",".join(rest))  # the base (emodna) unless a method is named
     c.task = task
     c.source, c.target = parse_task(task)
     c.corpora_root = os.path.normpath(os.path.join(REPO, "..", "shared", "corpora"))

@@ -94,6 +94,25 @@ def _processes(config: ml_collections.ConfigDict) -> None:
              f"config.process_id={config.process_id} must be below config.num_processes={config.num_processes}")
 
 
+def _inert_thresholds(config: ml_collections.ConfigDict) -> None:
+    """A threshold no target example can pass leaves every pseudo-label consumer (class-level
+    alignment, the decoupling's and the emotion prototypes' target rows) present but inert: refused.
+
+    An example passes when its top probability is >= its class' threshold; a softmax reaches 1 only
+    when float32 rounds it there, so a threshold of 1 or more admits (practically) nothing."""
+    pseudo = config.pseudo
+    off = ("or switch pseudo-labels off (config.pseudo.threshold='none', config.loss.class_align='none', "
+           "config.loss.decoupling_weight=0)")
+    if pseudo.threshold == "freematch":
+        _require(pseudo.tau_min < 1, f"config.pseudo.tau_min={pseudo.tau_min} makes every FreeMatch threshold "
+                 "max(tau_min, g * p_k / max p) >= 1 (the scaled threshold is at most 1), so no target example "
+                 f"ever passes and the pseudo-label parts are inert: set it below 1 (FreeMatch's 0.7), {off}")
+    if pseudo.threshold in ("fixed", "flexmatch"):
+        _require(pseudo.fixed_threshold < 1, f"config.pseudo.fixed_threshold={pseudo.fixed_threshold} with "
+                 f"config.pseudo.threshold={pseudo.threshold!r} admits no target example, so the pseudo-label "
+                 f"parts are inert: set it below 1 (e.g. 0.95), {off}")
+
+
 def validate(config: ml_collections.ConfigDict, *, num_devices: int | None = None,
              process_count: int = 1) -> None:
     """Raises ConfigError for the first impossible setting found.
@@ -104,11 +123,6 @@ def validate(config: ml_collections.ConfigDict, *, num_devices: int | None = Non
       process_count: hosts in a multi-host run.
     """
     _choice(config.method, tuple(methods.METHODS), "method")
-    settings_of = config.get("method_settings", config.method)
-    _require(settings_of == config.method,
-             f"config.method={config.method!r} but the config holds the settings of {settings_of!r}: "
-             "a method sets several fields at once, so choose it in the config argument, e.g. "
-             f"--config=configs/default.py:{config.method} or configs/cross_corpus.py:c2b,{config.method}")
     _choice(config.backend, parallel.BACKENDS, "backend")
     _choice(config.normalization, NORMALIZATION, "normalization")
     minimum = config.get("normalization_min_per_speaker", 2)
@@ -161,6 +175,8 @@ def validate(config: ml_collections.ConfigDict, *, num_devices: int | None = Non
     makes_pseudo = thresholds.makes_pseudo_labels(
         threshold=pseudo.threshold, decoupling_weight=loss.decoupling_weight,
         class_align=loss.class_align, class_align_weight=loss.class_align_weight)
+    if makes_pseudo:
+        _inert_thresholds(config)
     labeller = pseudo.get("labeller", "head")
     if labeller != "head":
         _require(makes_pseudo, f"config.pseudo.labeller={labeller!r} labels the target for pseudo-labels, "

@@ -13,8 +13,6 @@ def tiny_config(method: str = "emodna", **overrides) -> ml_collections.ConfigDic
     c = default.get_config(method)
     c.model.filters = 4
     c.model.dilations = 2
-    if c.model.shared_blocks:  # a shared-trunk method set it from the full depth: keep it below
-        c.model.shared_blocks = 1
     c.model.embed_dim = 8
     c.model.dropout_rate = 0.0  # dropout masks depend on the device count; 1-vs-N tests need none
     c.num_steps = 20
@@ -23,6 +21,13 @@ def tiny_config(method: str = "emodna", **overrides) -> ml_collections.ConfigDic
     c.pseudo.fixed_threshold = 0.3
     c.lr_warmup_steps = 1
     return set_fields(c, overrides)
+
+
+def get_field(c: ml_collections.ConfigDict, field: str):
+    """The value of a dotted config field, e.g. "loss.temperature"."""
+    for part in field.split("."):
+        c = c[part]
+    return c
 
 
 def set_fields(c: ml_collections.ConfigDict, overrides: dict) -> ml_collections.ConfigDict:

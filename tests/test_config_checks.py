@@ -1,6 +1,7 @@
 """Every refusal of config_checks names the field to change; good configs pass; the tables it keeps
 agree with the modules they mirror."""
 
+import numpy as np
 import pytest
 
 from configs import cross_corpus, default
@@ -20,14 +21,15 @@ def test_shipped_configs_pass(name):
     config_checks.validate(config, num_devices=1)
 
 
-def test_deep_coral_is_coral_with_the_papers_weight_rule():
-    """deep_coral differs from coral in the CORAL weight only (every other field equal)."""
-    coral, deep = (cross_corpus.get_config(f"c2b,{m}").to_dict() for m in ("coral", "deep_coral"))
-    assert deep["loss"].pop("corpus_align_weight") == methods.DEEP_CORAL_WEIGHT > 1
-    assert coral["loss"].pop("corpus_align_weight") == 1.0
-    for d in (coral, deep):
-        d.pop("method"), d.pop("method_settings")
-    assert deep == coral
+def test_coral_is_mmd_with_coral_at_deep_corals_weight():
+    """coral differs from mmd in the alignment and its weight only (every other field equal)."""
+    mmd, coral = (cross_corpus.get_config(f"c2b,{m}").to_dict() for m in ("mmd", "coral"))
+    assert coral["loss"].pop("corpus_align_weight") == methods.DEEP_CORAL_WEIGHT > 1
+    assert mmd["loss"].pop("corpus_align_weight") == 1.0
+    assert (coral["loss"].pop("corpus_align"), mmd["loss"].pop("corpus_align")) == ("coral", "mmd")
+    for d in (mmd, coral):
+        d.pop("method")
+    assert coral == mmd
 
 
 # (overrides, text the message must contain: the field, and what is wrong or what to do)
@@ -56,6 +58,13 @@ REFUSALS = [
     ({"pseudo.teacher": "oracle"}, ["config.pseudo.teacher='oracle'"]),
     ({"pseudo.warmup_steps": 12}, ["config.pseudo.warmup_steps=12", "num_steps=12"]),
     ({"pseudo.tau_min": 1.5}, ["config.pseudo.tau_min=1.5"]),
+    # Thresholds no target example can pass: the pseudo-label parts would be present but inert.
+    ({"pseudo.tau_min": 1.0}, ["config.pseudo.tau_min=1.0", "inert", "below 1", "pseudo.threshold='none'"]),
+    ({"pseudo.threshold": "fixed", "pseudo.fixed_threshold": 1.0},
+     ["config.pseudo.fixed_threshold=1.0", "'fixed'", "inert", "below 1"]),
+    ({"pseudo.threshold": "flexmatch", "pseudo.fixed_threshold": 1.0},
+     ["config.pseudo.fixed_threshold=1.0", "'flexmatch'", "inert"]),
+    ({"loss.class_align": "none", "pseudo.tau_min": 1.0}, ["config.pseudo.tau_min=1.0", "inert"]),  # decoupling
     ({"normalization": "global"}, ["config.normalization='global'", "corpus"]),
     ({"features": "mfcc40"}, ["config.features='mfcc40'", "mfcc39"]),
     ({"num_steps": 0}, ["config.num_steps=0"]),
@@ -141,13 +150,11 @@ def test_tables_agree_with_the_modules_they_mirror():
         assert set(default.SHARED_CLASSES.split(",")) <= emotions
 
 
-def test_method_name_changed_without_its_settings_is_refused():
-    from configs import default
-    config = default.get_config("emodna")
-    config.method = "mmd"  # what --config.method=mmd does: the name only
-    with pytest.raises(ConfigError, match=r"config.method='mmd' .* settings of 'emodna'.*default.py:mmd"):
-        config_checks.validate(config)
-    config_checks.validate(default.get_config("mmd"))
+def test_a_floor_of_one_is_accepted_where_nothing_makes_pseudo_labels():
+    """The inert-threshold refusal is about pseudo-label consumers: a baseline without any ignores the floor."""
+    config_checks.validate(helpers.set_fields(default.get_config("source_only,smoke"), {"pseudo.tau_min": 1.0}))
+    config_checks.validate(helpers.set_fields(default.get_config("smoke"), {
+        "pseudo.threshold": "fixed", "pseudo.tau_min": 1.0}))  # a fixed threshold ignores the floor
 
 
 def test_cross_corpus_tasks_accept_letters_and_synthetic_names_and_refuse_the_rest():
@@ -160,48 +167,118 @@ def test_cross_corpus_tasks_accept_letters_and_synthetic_names_and_refuse_the_re
             cross_corpus.parse_task(bad)
 
 
-def test_default_emodna_keeps_every_published_component():
-    """The project's default differs from the literal reading only in BatchNorm statistics, three
-    loss weights and the thresholds' floor; every part of the published description stays switched on."""
-    from configs import default
-    from emodna_jax import methods
-
-    c, literal = default.get_config("emodna"), default.get_config("emodna_literal")
+def test_default_emodna_as_it_runs_has_every_published_component_acting():
+    """configs/default.py is `emodna` as it runs (no override), a valid config, with every part of the
+    published description switched on and thresholds that target examples can pass; it differs from
+    the published reading (`emodna_literal`) in BatchNorm statistics and three loss weights only."""
+    c, literal = default.get_config(), default.get_config("emodna_literal")
+    assert c.method == methods.BASE == "emodna" and methods.METHODS["emodna"].overrides == {}
+    assert c.to_dict() == default.get_config("emodna").to_dict()
+    config_checks.validate(c, num_devices=1)
     assert c.loss.corpus_id_weight > 0 and c.loss.decoupling_weight > 0  # two encoders, decoupling
     assert c.loss.corpus_align == "mmd" and c.loss.corpus_align_weight > 0
     assert c.loss.class_align == "prototype" and c.loss.class_align_weight > 0
-    assert c.pseudo.threshold == "freematch"  # adaptive thresholds
-    assert (c.model.batch_norm, literal.model.batch_norm) == ("per_corpus", "shared")
-    assert (c.loss.decoupling_weight == c.loss.corpus_align_weight == c.loss.class_align_weight
-            == methods.AUXILIARY_SCALE)
-    differing = {k for k in ("corpus_id_weight", "decoupling_weight", "corpus_align_weight",
-                             "class_align_weight", "temperature", "label_smoothing")
-                 if c.loss[k] != literal.loss[k]}
-    assert differing == {"decoupling_weight", "corpus_align_weight", "class_align_weight"}
-    assert (c.pseudo.tau_min, literal.pseudo.tau_min) == (methods.CALIBRATED_FLOOR, methods.FREEMATCH_FLOOR)
-    # The previous default differs from the current one in the floor alone, the one before it in d too.
-    previous = default.get_config("emodna_floor_0_7")
-    assert previous.pseudo.tau_min == 0.7
-    previous.pseudo.tau_min = c.pseudo.tau_min
-    previous.method = previous.method_settings = c.method
-    assert previous.to_dict() == c.to_dict()
-    before = default.get_config("emodna_full_class_align")
-    assert (before.loss.class_align_weight, before.pseudo.tau_min) == (1.0, 0.7)
-    before.loss.class_align_weight, before.pseudo.tau_min = c.loss.class_align_weight, c.pseudo.tau_min
-    before.method = before.method_settings = c.method
-    assert before.to_dict() == c.to_dict()
+    assert c.pseudo.threshold == "freematch" and c.pseudo.tau_min == 0.7 < 1  # FreeMatch's floor
+    assert 0 <= c.pseudo.warmup_steps < c.num_steps
+    differing = {f for f in methods.METHOD_FIELDS
+                 if helpers.get_field(c, f) != helpers.get_field(literal, f)}
+    assert differing == {"model.batch_norm", "loss.decoupling_weight", "loss.corpus_align_weight",
+                         "loss.class_align_weight"}
 
 
-def test_every_method_sets_its_own_floor():
-    """`configs/default.py:<method>` starts from the default method's settings; a method that left the
-    floor alone would inherit the default's calibrated 1.0 instead of FreeMatch's 0.7."""
-    from configs import default
-    from emodna_jax import methods
+def test_the_default_floor_admits_confident_target_examples_and_a_floor_of_one_does_not():
+    """FreeMatch thresholds after a few confident batches: the default floor lets a 0.95-confident
+    example pass; the floor 1.0 (refused above) lets nothing pass, however confident."""
+    import jax.numpy as jnp
 
-    for name in methods.METHODS:
+    from emodna_jax import thresholds
+
+    probs = jnp.array([[0.95, 0.03, 0.02], [0.02, 0.9, 0.08], [0.999, 0.0005, 0.0005]])
+    state = thresholds.init_thresholds(3)
+    for _ in range(20):
+        sums = thresholds.batch_statistics(probs=probs, mask=jnp.ones(3), fixed_threshold=0.95)
+        state = thresholds.update_thresholds(state, sums=sums, ema=0.5)
+
+    def passed(tau_min):
+        tau = thresholds.class_thresholds(state, kind="freematch", tau_min=tau_min, fixed_threshold=0.95)
+        return np.asarray(thresholds.confident_mask(probs=probs, thresholds=tau, mask=jnp.ones(3))[1])
+
+    assert passed(default.get_config().pseudo.tau_min).sum() >= 2
+    assert passed(1.0).sum() == 0
+
+
+def test_every_method_is_its_flat_overrides_of_the_base_and_differs_from_every_other():
+    """configs/default.py:NAME equals the base with NAME's overrides and nothing else, and no two
+    methods run the same config."""
+    base = default.get_config()
+    configs = {}
+    for name, method in methods.METHODS.items():
         c = default.get_config(name)
-        expected = methods.CALIBRATED_FLOOR if name == "emodna" or (
-            name.startswith("emodna_") and not name.startswith(("emodna_floor_0_7", "emodna_full_class_align",
-                                                                "emodna_literal", "emodna_per_corpus_bn",
-                                                                "emodna_balanced"))) else methods.FREEMATCH_FLOOR
-        assert c.pseudo.tau_min == expected, name
+        config_checks.validate(c, num_devices=1)
+        expected = helpers.set_fields(default.get_config(), dict(method.overrides))
+        expected.method = name
+        assert c.to_dict() == expected.to_dict(), name
+        for field, value in method.overrides.items():  # no override restates the base
+            assert helpers.get_field(base, field) != value, (name, field)
+        configs[name] = {k: v for k, v in c.to_dict().items() if k != "method"}
+    names = list(configs)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            assert configs[a] != configs[b], (a, b)
+
+
+def test_describe_lists_every_method_once_and_marks_the_published_ones():
+    rows = methods.describe()
+    assert [r[0] for r in rows] == list(methods.METHODS)
+    published = {name for name, _, flag in rows if flag == "yes"}
+    assert {"emodna_literal", "source_only", "adabn", "dann", "self_training_balanced"} <= published
+    assert not published & {"emodna", "emodna_no_decoupling", "emodna_fixed_threshold"}
+    assert all(what.strip() and "|" not in what for _, what, _ in rows)
+    assert methods.markdown_table().count("\n") == len(rows) + 1
+
+
+def test_the_readmes_method_table_lists_the_registered_methods():
+    """Once README.md carries the method table (methods.markdown_table()), its rows are the registry."""
+    import os
+    import re
+
+    readme = open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "README.md")).read()
+    if "| method | what it is | published |" not in readme:
+        pytest.skip("README.md has no method table yet (paste methods.markdown_table())")
+    table = readme.split("| method | what it is | published |", 1)[1].split("\n\n", 1)[0]
+    assert re.findall(r"^\| `([a-z_0-9]+)` \|", table, re.M) == list(methods.METHODS)
+
+
+def _parse_flags(argv):
+    """What train.py does with its command line: the method flag expanded, then absl's config flags."""
+    from absl import flags
+    from ml_collections import config_flags
+
+    argv = methods.expand_method_flag(["train.py", *argv], default.get_config())
+    values = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", None, "", flag_values=values, lock_config=True, sys_argv=argv)
+    values(argv)
+    return values.config
+
+
+@pytest.mark.parametrize("name", list(methods.METHODS))
+def test_method_flag_gives_the_methods_config(name):
+    """`--config.method=NAME` = `configs/default.py:NAME`, even over a config file that named another method."""
+    for spec in ("configs/default.py", "configs/default.py:pseudo_label", "configs/default.py:adabn"):
+        assert _parse_flags([f"--config={spec}", f"--config.method={name}"]).to_dict() == \
+            default.get_config(name).to_dict(), spec
+
+
+def test_user_flags_win_over_the_method_flag_wherever_it_stands():
+    for argv in (["--config.method=mmd", "--config.loss.corpus_align_weight=0.5"],
+                 ["--config.loss.corpus_align_weight=0.5", "--config.method", "mmd"]):
+        c = _parse_flags(["--config=configs/cross_corpus.py:c2b,adabn,smoke", *argv])
+        assert (c.method, c.model.batch_norm, c.loss.corpus_align, c.loss.corpus_align_weight) == \
+            ("mmd", "shared", "mmd", 0.5)
+        assert (c.task, c.num_steps) == ("c2b", 12)  # the file's other settings stay
+    with pytest.raises(ValueError, match="'emodnaa' is not a method.*emodna_literal"):
+        _parse_flags(["--config=configs/default.py", "--config.method=emodnaa"])
+    with pytest.raises(ValueError, match="once"):
+        _parse_flags(["--config=configs/default.py", "--config.method=mmd", "--config.method=dann"])
+    with pytest.raises(ValueError, match="one method per config"):
+        default.get_config("mmd,dann")

@@ -45,7 +45,7 @@ class FakeData:
 
 
 def test_refresh_labels_the_target_by_its_centroids_without_reading_labels():
-    config = helpers.tiny_config("emodna_centroid")
+    config = helpers.tiny_config(**{"pseudo.labeller": "centroid"})
     backend = parallel.create_backend("pmap", num_devices=1)
     fns = step_functions.make_step_functions(config, num_classes=NUM_CLASSES, backend=backend)
     state = fns.init_state(config, helpers.TINY_SHAPE)

@@ -327,9 +327,10 @@ def _input_threads():
 
 
 def test_head_and_centroid_run_attaches_the_table_and_records_both_agreements(synthetic_data_dir, tmp_path):
-    """`emodna_centroid_agreement` end to end: the trainer builds the centroid table (its refresh
+    """pseudo.labeller='head_and_centroid' end to end: the trainer builds the centroid table (its refresh
     monitors reach results.json) and the step reports how many batch rows the table agreed with."""
-    config = default.get_config("emodna_centroid_agreement,smoke")
+    config = default.get_config("smoke")
+    config.pseudo.labeller = "head_and_centroid"
     config.data_dir, config.plots = synthetic_data_dir, False
     monitors = trainer.train_and_evaluate(config, str(tmp_path / "run"))["train_monitors"]
     assert 0.0 <= monitors["pseudo/centroid_agreement_batch"] <= 1.0
@@ -337,9 +338,10 @@ def test_head_and_centroid_run_attaches_the_table_and_records_both_agreements(sy
 
 
 def test_centroid_labeller_run_records_its_monitors_and_resumes_exactly(synthetic_data_dir, tmp_path, monkeypatch):
-    """`emodna_centroid` end to end: the relabelling monitors reach results.json, and a crash after a
-    refresh-aligned checkpoint resumes to the uninterrupted run's state, bit for bit."""
-    config = default.get_config("emodna_centroid,smoke")
+    """pseudo.labeller='centroid' end to end: the relabelling monitors reach results.json, and a crash
+    after a refresh-aligned checkpoint resumes to the uninterrupted run's state, bit for bit."""
+    config = default.get_config("smoke")
+    config.pseudo.labeller = "centroid"
     config.data_dir, config.checkpoint_every, config.plots = synthetic_data_dir, 3, False
     config.pseudo.centroid_every = 3  # warm-up ends at 4: tables at steps 4, 6, 9
     reference = trainer.train_and_evaluate(config, str(tmp_path / "reference"))

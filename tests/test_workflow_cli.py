@@ -91,19 +91,18 @@ def test_train_then_eval_then_predict(synthetic_data_dir, env, tmp_path):
         assert abs(sum(probs) - 1) < 1e-5 and row["prediction"] == results["classes"][probs.index(max(probs))]
 
 
-def test_calibrate_floor_reads_held_out_source_speakers_of_a_finished_run(synthetic_data_dir, env, tmp_path):
-    workdir = tmp_path / "runs" / "setting" / "a2b" / "emodna" / "seed0"
-    run("train.py", "--config=configs/default.py:smoke", f"--config.data_dir={synthetic_data_dir}",
-        "--config.source_val_speakers=auto", "--config.plots=False",
-        f"--workdir={workdir}", env=env)
-    with open(workdir / "results.json") as f:
-        recorded = json.load(f)["source_val_uar"]
-    out = run("benchmarks/calibrate_floor.py", str(tmp_path / "runs"), "--method=emodna", "--min_count=1",
-              env=env).stdout
-    row = next(line for line in out.splitlines() if "a2b/emodna/seed0" in line)
-    cells = [c.strip() for c in row.strip("|").split("|")]
-    assert int(cells[1]) > 0 and float(cells[3]) == pytest.approx(recorded, abs=0.05)
-    assert 0.0 < float(cells[4]) <= 1.0
-    assert "floor to use (largest over 1 runs, rounded up)" in out
-    missing = run("benchmarks/calibrate_floor.py", str(tmp_path / "runs"), "--method=mmd", env=env, check=False)
-    assert missing.returncode != 0 and "no run of method 'mmd'" in missing.stderr
+def test_method_flag_is_applied_before_the_users_flags(env, tmp_path):
+    """train.py --config.method=NAME: NAME's settings, then the user's flags. Both answers come from
+    config_checks before any data is read: source_only makes no pseudo-label, so a centroid labeller
+    is refused there, and accepted with the method the config file names."""
+    refused = run("train.py", "--config=configs/default.py:smoke,pseudo_label", "--config.method=source_only",
+                  "--config.pseudo.labeller=centroid", "--config.log_every=0", f"--workdir={tmp_path / 'a'}",
+                  env=env, check=False)
+    assert refused.returncode != 0 and "config.pseudo.labeller='centroid'" in refused.stderr, refused.stderr
+    passes_that = run("train.py", "--config=configs/default.py:smoke,source_only", "--config.method=pseudo_label",
+                      "--config.pseudo.labeller=centroid", "--config.log_every=0", f"--workdir={tmp_path / 'b'}",
+                      env=env, check=False)
+    assert "config.log_every=0" in passes_that.stderr, passes_that.stderr  # the next check down
+    unknown = run("train.py", "--config=configs/default.py", "--config.method=emodna_floor_0_7",
+                  f"--workdir={tmp_path / 'c'}", env=env, check=False)
+    assert unknown.returncode != 0 and "'emodna_floor_0_7' is not a method" in unknown.stderr

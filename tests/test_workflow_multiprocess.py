@@ -38,10 +38,11 @@ def _results(workdir) -> dict:
         return json.load(f)
 
 
-@pytest.mark.parametrize("backend,method", [("pmap", "emodna_centroid"), ("shard_map", "emodna")])
-def test_two_processes_train_the_model_of_one(backend, method, synthetic_data_dir, tmp_path):
-    args = [sys.executable, os.path.join(ROOT, "train.py"), f"--config=configs/default.py:smoke,{method}",
-            f"--config.data_dir={synthetic_data_dir}", f"--config.backend={backend}", "--config.plots=False"]
+@pytest.mark.parametrize("backend,labeller", [("pmap", "centroid"), ("shard_map", "head")])
+def test_two_processes_train_the_model_of_one(backend, labeller, synthetic_data_dir, tmp_path):
+    args = [sys.executable, os.path.join(ROOT, "train.py"), "--config=configs/default.py:smoke",
+            f"--config.pseudo.labeller={labeller}", f"--config.data_dir={synthetic_data_dir}",
+            f"--config.backend={backend}", "--config.plots=False"]
     one = subprocess.run(args + [f"--workdir={tmp_path / 'one'}"], cwd=ROOT, env=_env(4),
                          capture_output=True, text=True, timeout=600)
     assert one.returncode == 0, one.stderr[-3000:]
