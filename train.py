@@ -20,6 +20,7 @@ from ml_collections import config_flags  # noqa: E402
 
 from configs import default  # noqa: E402
 from emodna_jax import config_checks, methods, run_logging, trainer  # noqa: E402
+from emodna_jax import selection  # noqa: E402
 
 config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/default.py or "
                                 "configs/cross_corpus.py:c2b,emodna", lock_config=True)
@@ -33,7 +34,10 @@ def main(argv: list[str]) -> None:
     if not flags.FLAGS["verbosity"].present:  # orbax logs every save at INFO; keep the console readable
         logging.set_verbosity(logging.WARNING)
     try:
-        trainer.train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir)
+        if flags.FLAGS.config.select.grid:  # a declared grid: label-free selection
+            selection.select_and_train(flags.FLAGS.config, flags.FLAGS.workdir)
+        else:
+            trainer.train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir)
     except config_checks.ConfigError as error:
         raise SystemExit(f"[train] refused: {error}") from None
     except run_logging.NonFiniteLossError as error:

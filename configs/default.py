@@ -161,6 +161,17 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.monitor_target_every = 0
     c.plots = True
 
+    # ---- label-free model selection (emodna_jax/selection.py) -------------------------------
+    c.select = ml_collections.ConfigDict()
+    # A grid of settings to train and choose among without target labels: "FIELD=V1,V2;FIELD=V1,V2"
+    # (the Cartesian product), e.g. "loss.decoupling_weight=0.03,0.1,0.3;pseudo.tau_min=0.5,0.7".
+    # Each point trains into WORKDIR/grid/<point>/; WORKDIR/selection.json records every point and
+    # WORKDIR/results.json is the chosen one's. "" = no selection: one plain run.
+    c.select.grid = ""
+    # Which validator chooses (higher is better): dev | iwcv | source_uar | source_neg_ce (these need
+    # source_val_speakers) | snd | snd_features | information_maximization (target only).
+    c.select.validator = "dev"
+
     for part in [p for p in arg.split(",") if p]:
         if part == "smoke":
             shrink_for_smoke_test(c)
