@@ -277,3 +277,22 @@ def rank_correlations(selection_files: Iterable[str]) -> dict[str, dict[str, Any
         entry["mean"] = float(np.mean(rhos)) if rhos else None
         entry["count"] = len(rhos)
     return out
+
+
+def format_rank_table(table: dict[str, dict[str, Any]]) -> str:
+    """A markdown table of `rank_correlations`: one row per validator, its mean Spearman rho with
+    target UAR and over how many selections (grids with at least two scored points)."""
+    lines = ["| validator | mean Spearman rho with target UAR | selections |", "|---|---|---|"]
+    for name, entry in table.items():
+        mean = "n/a" if entry["mean"] is None else f"{entry['mean']:+.2f}"
+        lines.append(f"| {name} | {mean} | {entry['count']} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    # python -m emodna_jax.selection runs/*/selection.json: the validators' rank-correlation table.
+    import sys
+
+    if len(sys.argv) < 2:
+        raise SystemExit("usage: python -m emodna_jax.selection WORKDIR/selection.json ...")
+    print(format_rank_table(rank_correlations(sys.argv[1:])))

@@ -258,3 +258,11 @@ def test_selection_through_the_trainer_picks_the_point_that_learns(tmp_path, in_
     for p, q in zip(record["points"], other["points"]):
         for name in validators.VALIDATORS:
             assert q["validators"][name] == pytest.approx(p["validators"][name], rel=1e-9, abs=1e-12), name
+
+
+def test_format_rank_table_lists_every_validator():
+    table = {name: {"mean": None, "count": 0} for name in validators.VALIDATORS}
+    table["dev"] = {"mean": 0.25, "count": 2}
+    text = selection.format_rank_table(table)
+    assert "| dev | +0.25 | 2 |" in text and "| snd | n/a | 0 |" in text
+    assert len(text.splitlines()) == 2 + len(validators.VALIDATORS)
