@@ -32,6 +32,19 @@ def strong_view(state: TrainState, target: jax.Array, axis_name: str) -> jax.Arr
     return augment.strong_view(keys, target)
 
 
+def corpus_alignment_weight(ramp: jax.Array, settings: StepSettings) -> jax.Array:
+    """The weight of the corpus-level alignment loss in the total, given the ramp s(step)
+    (schedules.alignment_weight).
+
+    MMD and CORAL ramp their loss weight: s * corpus_align_weight. DANN ramps only its gradient
+    reversal (the model's `reversal_coeff` = s, as Ganin et al.): its loss weight stays constant, so
+    the discriminator learns at full weight from the first step and the encoder sees -s times the
+    discriminator's gradient; ramping both would give the encoder -s^2."""
+    if settings.corpus_align == "dann":
+        return jnp.asarray(settings.corpus_align_weight, jnp.float32)
+    return ramp * settings.corpus_align_weight
+
+
 def corpus_alignment(out, z_s, z_t, corpus_ids, ones_all, settings: StepSettings) -> jax.Array:
     """Local contribution of the corpus-level alignment loss (MMD, CORAL or DANN)."""
     ax = settings.axis_name

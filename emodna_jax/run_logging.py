@@ -191,3 +191,91 @@ def check_finite(step: int, metrics: Mapping[str, Any]) -> None:
         listed = ", ".join(f"{k}={v:.6g}" for k, v in parts.items())
         raise NonFiniteLossError(
             step, parts, f"non-finite {', '.join(bad)} at step {step}; all loss parts: {listed}")
+
+
+# Per-example outputs of the train step (keys "examples/..."): the host loop reads them for run-long
+# monitors and keeps them out of TensorBoard, the progress line and the finite-loss check.
+EXAMPLE_PREFIX = "examples/"
+
+
+def split_example_outputs(metrics: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(scalar-or-per-class metrics, per-example outputs) of one step's metrics."""
+    scalars = {k: v for k, v in metrics.items() if not k.startswith(EXAMPLE_PREFIX)}
+    examples = {k[len(EXAMPLE_PREFIX):]: v for k, v in metrics.items() if k.startswith(EXAMPLE_PREFIX)}
+    return scalars, examples
+
+
+class PseudoLabelTally:
+    """Target pseudo-labels counted over the WHOLE adaptation phase, not one batch.
+
+    A MONITOR only: written to results.json and the run log, never read by training or by any
+    choice. The target labels it reads for precision stay on the host: the train step returns each
+    target example's pseudo-label (-1 where it was not confident) and its index into the target
+    split, and this looks the label up here; no label reaches the step.
+
+    Args:
+      num_classes: K.
+      target_labels: [N_target] int labels of the target split (-1: unlabelled), or None.
+    """
+
+    def __init__(self, num_classes: int, target_labels: np.ndarray | None = None) -> None:
+        self.num_classes = num_classes
+        self.target_labels = None if target_labels is None else np.asarray(target_labels)
+        self.seen = 0  # target examples the adaptation steps labelled (confident or not)
+        self.confident = np.zeros(num_classes, np.int64)  # confident pseudo-labels per class
+        self.labelled = 0  # confident pseudo-labels of examples that have a target label
+        self.correct = 0  # ... of which the pseudo-label equals the target label
+
+    def update(self, pseudo_labels: np.ndarray, indices: np.ndarray | None = None) -> None:
+        """Adds one step's target examples: pseudo_labels [B] (-1: not confident), indices [B] into
+        the target split (None: precision cannot be counted for this step)."""
+        pseudo = np.asarray(pseudo_labels, np.int64).reshape(-1)
+        self.seen += pseudo.size
+        ok = pseudo >= 0
+        self.confident += np.bincount(pseudo[ok], minlength=self.num_classes)[: self.num_classes]
+        if indices is None or self.target_labels is None:
+            return
+        truth = self.target_labels[np.asarray(indices, np.int64).reshape(-1)[ok]]
+        has = truth >= 0
+        self.labelled += int(has.sum())
+        self.correct += int((truth[has] == pseudo[ok][has]).sum())
+
+    def state(self) -> dict[str, Any]:
+        """JSON-able counts (kept in checkpoint metadata, so a resumed run counts the whole run)."""
+        return {"seen": self.seen, "confident": self.confident.tolist(), "labelled": self.labelled,
+                "correct": self.correct}
+
+    def restore(self, counts: Mapping[str, Any] | None) -> None:
+        """Continues from `state()` counts (no-op for None, e.g. a checkpoint written before them)."""
+        if not counts or len(counts.get("confident", [])) != self.num_classes:
+            return
+        self.seen, self.labelled, self.correct = int(counts["seen"]), int(counts["labelled"]), int(counts["correct"])
+        self.confident = np.asarray(counts["confident"], np.int64)
+
+    def report(self, class_names: list[str]) -> dict[str, Any]:
+        """results.json fields: `confident_share_run` (confident pseudo-labels / target examples the
+        adaptation steps saw), `confident_share_per_class` ({class: confident pseudo-labels of that
+        class / examples seen}; they sum to the run share), `pseudo_label_precision_run` (% of the
+        confident pseudo-labels equal to the target label; null when none passed or the target has
+        no labels) and the raw counts. All null for a run that made no pseudo-label."""
+        seen = self.seen
+        return {
+            "confident_share_run": self.confident.sum() / seen if seen else None,
+            "confident_share_per_class": (dict(zip(class_names, (self.confident / seen).tolist()))
+                                          if seen else None),
+            "pseudo_label_precision_run": 100.0 * self.correct / self.labelled if self.labelled else None,
+            "pseudo_label_counts_run": self.state(),
+        }
+
+    def summary_line(self, class_names: list[str]) -> str:
+        """One log line, e.g. "[train] pseudo-labels over the run: 12.5% confident (angry 3.1%, ...);
+        precision 61.0% (a monitor: chooses nothing)"."""
+        r = self.report(class_names)
+        if r["confident_share_run"] is None:
+            return "[train] pseudo-labels over the run: none made (no adaptation step)"
+        per_class = ", ".join(f"{k} {100 * v:.1f}%" for k, v in r["confident_share_per_class"].items())
+        precision = r["pseudo_label_precision_run"]
+        return (f"[train] pseudo-labels over the run: {100 * r['confident_share_run']:.1f}% of "
+                f"{self.seen} target examples confident ({per_class}); precision "
+                + ("n/a (none passed or no target labels)" if precision is None else f"{precision:.1f}%")
+                + " (a monitor: chooses nothing)")

@@ -27,7 +27,8 @@ import optax
 from jax import lax
 
 from emodna_jax import losses, models, prototypes, schedules
-from emodna_jax.loss_parts import class_alignment, consistency, corpus_alignment, global_mean, strong_view
+from emodna_jax.loss_parts import (
+    class_alignment, consistency, corpus_alignment, corpus_alignment_weight, global_mean, strong_view)
 from emodna_jax.models import EmoDNAModel
 from emodna_jax.pseudo_labelling import pseudo_labels
 from emodna_jax.step_settings import StepSettings
@@ -118,7 +119,7 @@ def train_step(
             total += settings.decoupling_weight * parts["decoupling"]
         if settings.corpus_align != "none" and settings.corpus_align_weight > 0:
             parts["corpus_align"] = corpus_alignment(out, z_s, z_t, corpus_ids, ones_all, settings)
-            total += align_w * settings.corpus_align_weight * parts["corpus_align"]
+            total += corpus_alignment_weight(align_w, settings) * parts["corpus_align"]
         if use_pseudo and settings.class_align != "none" and settings.class_align_weight > 0:
             parts["class_align"] = class_alignment(
                 z_s, z_t, logits_t, source_labels, pseudo, confident, target_probs, state, settings)
@@ -163,13 +164,16 @@ def train_step(
         step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state,
         prototypes=new_banks, thresholds=new_thresholds, teacher=teacher)
 
-    metrics = _monitors(parts, out, grads, num_source, confident, target_probs, tau, state, settings)
+    metrics = _monitors(parts, out, grads, num_source, confident, target_probs, tau, state, settings,
+                        index=tgt.get("index"))
     return new_state, {**metrics, **pseudo_monitors}
 
 
 def _monitors(parts, out, grads, num_source, confident, target_probs, tau, state,
-              settings: StepSettings) -> dict[str, jax.Array]:
-    """Label-free monitors of DESIGN §4, all reduced over the global batch."""
+              settings: StepSettings, index=None) -> dict[str, jax.Array]:
+    """Label-free monitors of DESIGN §4, all reduced over the global batch; with pseudo-labels also
+    "examples/pseudo_label" [global Bt] (-1: not confident) and "examples/target_index" (the batch's
+    "index"), gathered over devices, for the host's run-long tally (run_logging.PseudoLabelTally)."""
     ax = settings.axis_name
     metrics = {f"loss/{k}": v for k, v in parts.items()}
     metrics = lax.psum(metrics, ax)
@@ -185,6 +189,10 @@ def _monitors(parts, out, grads, num_source, confident, target_probs, tau, state
         metrics["pseudo/confident_fraction"] = lax.pmean(confident.mean(), ax)
         metrics["pseudo/confident_per_class"] = lax.psum(pseudo_hist.sum(0), ax)
         metrics["pseudo/thresholds"] = jnp.where(jnp.isfinite(tau), tau, -1.0)
+        passed = jnp.where(confident > 0, target_probs.argmax(-1), -1).astype(jnp.int32)
+        metrics["examples/pseudo_label"] = lax.all_gather(passed, ax, tiled=True)
+        if index is not None:
+            metrics["examples/target_index"] = lax.all_gather(index.astype(jnp.int32), ax, tiled=True)
     return metrics
 
 

@@ -1,7 +1,9 @@
 """The host loop: restore-or-init, train with progress and logs, checkpoint, evaluate, report.
 
-Target labels are read only in `final_report` (and in the optional target-UAR monitor, which is
-logged and never used to choose anything); the train stream carries none.
+Target labels are read only in `final_report` (and in the monitors, which are logged and never
+used to choose anything: the optional target-UAR monitor, and the run-long pseudo-label precision of
+run_logging.PseudoLabelTally, which looks labels up on the host by the target indices the step
+returns); the train stream carries none.
 """
 
 import contextlib
@@ -116,6 +118,8 @@ def _train(config, workdir, backend, data, fns, checkpointer, is_lead, wall_star
               f"{data.num_source} source / {data.num_target} target examples, {len(backend.global_devices)} "
               f"{backend.name} device(s) in {jax.process_count()} process(es); "
               + (f"resuming at step {start}" if start else "starting"), flush=True)
+        for line in data.normalization_report:  # which statistics standardised each corpus
+            print(f"[train] normalisation {line['text']}", flush=True)
     writer = run_logging.MetricWriter(os.path.join(workdir, "logs"), enabled=is_lead)
     writer.set_class_names(list(data.class_names))
     progress = run_logging.ProgressLine(config.num_steps, start_step=start)
@@ -127,6 +131,9 @@ def _train(config, workdir, backend, data, fns, checkpointer, is_lead, wall_star
     if fns.settings.uses_centroid_table:
         labeller = target_labeller.CentroidLabeller(
             every=config.pseudo.centroid_every, warmup_steps=config.pseudo.warmup_steps)
+    # Pseudo-labels over the whole adaptation phase (a monitor), continued from the checkpoint.
+    tally = run_logging.PseudoLabelTally(len(data.class_names), data.target.labels)
+    tally.restore(metadata.get("pseudo_label_tally"))
     pending = None  # (step, metrics) of the previous step, read one step late to keep dispatch async
     last_metrics: dict[str, Any] = {}
     if "train_loss" in metadata:  # a finished run started again reports the loss it ended with
@@ -134,7 +141,7 @@ def _train(config, workdir, backend, data, fns, checkpointer, is_lead, wall_star
 
     def settle(pending):
         step, metrics = pending
-        metrics = backend.host_outputs(metrics, replicated=True)
+        metrics, examples = run_logging.split_example_outputs(backend.host_outputs(metrics, replicated=True))
         try:
             run_logging.check_finite(step + 1, metrics)
         except run_logging.NonFiniteLossError as error:
@@ -145,6 +152,8 @@ def _train(config, workdir, backend, data, fns, checkpointer, is_lead, wall_star
                 f"{checkpointer.directory}" if kept is not None else f"{error}. Training stopped "
                 "before any checkpoint was saved") + "; lower config.learning_rate or "
                 "config.grad_clip_norm, or check the input features") from None
+        if "pseudo_label" in examples:
+            tally.update(examples["pseudo_label"], examples.get("target_index"))
         if (step + 1) % config.log_every == 0 or step + 1 == config.num_steps:
             writer.write(step + 1, metrics)
             if is_lead:
@@ -154,7 +163,8 @@ def _train(config, workdir, backend, data, fns, checkpointer, is_lead, wall_star
     def save(step, metrics):
         checkpointer.save(step, _host_copy(backend, state), metadata={
             "step": step, "method": config.method,
-            "train_loss": float(metrics.get("loss/total", float("nan")))})
+            "train_loss": float(metrics.get("loss/total", float("nan"))),
+            "pseudo_label_tally": tally.state()})
 
     # closing: whatever ends the loop, the prefetch thread stops (an exception's traceback would
     # otherwise keep the generator, and the thread with its batches, alive)
@@ -192,7 +202,9 @@ def _train(config, workdir, backend, data, fns, checkpointer, is_lead, wall_star
     checkpointer.wait()
     writer.flush()
     timing["wall_seconds"] = time.perf_counter() - wall_start
-    results = final_report(config, workdir, fns, state, data, last_metrics, timing, writer)
+    if is_lead:
+        print(tally.summary_line(list(data.class_names)), flush=True)
+    results = final_report(config, workdir, fns, state, data, last_metrics, timing, writer, tally=tally)
     writer.close()
     return results
 
@@ -241,8 +253,11 @@ def source_val_scores(fns, state, data) -> dict[str, Any]:
             "source_val_centroid_uar": evaluation.centroid_report(val, data.class_names).get("uar")}
 
 
-def final_report(config, workdir, fns, state, data, last_metrics, timing, writer) -> dict[str, Any]:
-    """Evaluates on the target (labels read here, after training) and writes results.json + plots."""
+def final_report(config, workdir, fns, state, data, last_metrics, timing, writer,
+                 tally: run_logging.PseudoLabelTally | None = None) -> dict[str, Any]:
+    """Evaluates on the target (labels read here, after training) and writes results.json + plots;
+    `tally`: the run's pseudo-labels (monitor fields confident_share_run, confident_share_per_class,
+    pseudo_label_precision_run; null without it)."""
     target = evaluation.predict(fns, state, data.eval_batches("target"))
     summary = evaluation.report(target, data.class_names)
     results = {
@@ -260,6 +275,10 @@ def final_report(config, workdir, fns, state, data, last_metrics, timing, writer
         # The last step's scalar losses and pseudo-label monitors (label-free: source CE, confident share).
         "train_monitors": {k: float(np.asarray(v)) for k, v in last_metrics.items() if np.size(v) == 1},
         "label_free": label_free_diagnostics(target),
+        # Over the whole adaptation phase, not the last batch; precision is a MONITOR (chooses nothing).
+        **(tally or run_logging.PseudoLabelTally(len(data.class_names))).report(list(data.class_names)),
+        # Which statistics standardised each corpus (per speaker, or the corpus' for few recordings).
+        "normalization": list(data.normalization_report),
         # The same target labelled by its own class centroids (transductive, label-free inference).
         "centroid": evaluation.centroid_report(target, data.class_names),
         "train_seconds": timing["train_seconds"],
