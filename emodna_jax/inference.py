@@ -90,7 +90,9 @@ def predict_files(workdir: str, path: str, *, output: str | None = None, speaker
 
     For a run with per-speaker normalisation, `speaker` says whose statistics standardise the files:
     None, the target corpus' (speaker unknown); a speaker id of the target corpus, that speaker's;
-    "self", the files' own, as one new speaker (every file from that speaker, a few dozen or more).
+    "self", the files' own, as one new speaker (every file from that speaker, a few dozen or more:
+    asked for explicitly, so config.normalization_min_per_speaker does not apply). A target speaker
+    below that minimum was standardised by the corpus' statistics in training, and is here too.
     Other runs standardise like their target corpus and ignore it. `defaults`: as for load_run."""
     config, data, fns, state = load_run(workdir, defaults=defaults)
     files = _audio_files(path)
@@ -101,9 +103,9 @@ def predict_files(workdir: str, path: str, *, output: str | None = None, speaker
     if speaker == "self" and stats.kind == "speaker":
         x = normalization.apply(normalization.fit("corpus", x), x)
     elif speaker is not None and stats.kind == "speaker":
-        if speaker not in stats.by_speaker:
+        if speaker not in stats.speakers:  # a speaker below the minimum gets the corpus' statistics
             raise ValueError(f"speaker={speaker!r} is not a speaker of the target corpus {config.target!r} "
-                             f"(its speakers: {', '.join(sorted(stats.by_speaker))}); pass one of "
+                             f"(its speakers: {', '.join(stats.speakers)}); pass one of "
                              "them, 'self' (the files' own statistics) or none (the corpus')")
         x = normalization.apply(stats, x, np.array([speaker] * len(x), dtype=object))
     else:

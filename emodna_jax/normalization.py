@@ -42,6 +42,7 @@ class Stats:
     # "speaker" kind only: speakers below the minimum (corpus statistics), and the minimum used.
     fallback_speakers: tuple[str, ...] = ()
     min_per_speaker: int = 1
+    speakers: tuple[str, ...] = ()  # every speaker id the statistics were fitted on
 
 
 def corpus_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -84,12 +85,13 @@ def fit(kind: str, train_features: np.ndarray, speakers: np.ndarray | None = Non
         raise ValueError(f"normalization.fit: min_per_speaker={min_per_speaker} must be >= 1")
     speakers = np.asarray(speakers).astype(str)
     names, counts = np.unique(speakers, return_counts=True)
+    known = tuple(str(s) for s in names)
     if len(names) == 1:  # one id for the whole corpus: its "speaker" statistics are the corpus'
-        return Stats(kind, mean, std, {}, (), min_per_speaker)
+        return Stats(kind, mean, std, {}, (), min_per_speaker, known)
     by_speaker = {str(s): corpus_stats(train_features[speakers == s])
                   for s, n in zip(names, counts) if n >= min_per_speaker}
     fallback = tuple(str(s) for s, n in zip(names, counts) if n < min_per_speaker)
-    return Stats(kind, mean, std, by_speaker, fallback, min_per_speaker)
+    return Stats(kind, mean, std, by_speaker, fallback, min_per_speaker, known)
 
 
 def apply(stats: Stats, features: np.ndarray, speakers: np.ndarray | None = None) -> np.ndarray:

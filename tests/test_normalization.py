@@ -44,6 +44,7 @@ def test_single_emotion_speakers_below_the_minimum_keep_their_emotion():
     erased = normalization.fit("speaker", x, spk, min_per_speaker=1)
     assert sorted(guarded.fallback_speakers) == [f"small{i}" for i in range(6)]
     assert sorted(guarded.by_speaker) == ["large6", "large7"]
+    assert len(guarded.speakers) == 8  # every id stays known (inference accepts a fallback speaker)
     xg, xe = normalization.apply(guarded, x, spk), normalization.apply(erased, x, spk)
     # Without the minimum each one-emotion speaker's mean IS its emotion, and subtracting it leaves
     # both classes at mean 0 exactly: the emotion is gone.
