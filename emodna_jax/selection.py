@@ -122,6 +122,11 @@ def check_selection(config: ml_collections.ConfigDict) -> list[dict[str, Any]]:
     points = parse_grid(config.select.grid, config)
     if not points:
         raise config_checks.ConfigError("config.select.grid is empty: there is nothing to select")
+    for settings in points:  # a point that cannot work is refused before the others train
+        try:
+            config_checks.validate(point_config(config, settings))
+        except config_checks.ConfigError as error:
+            raise config_checks.ConfigError(f"grid point {point_name(settings)}: {error}") from None
     return points
 
 

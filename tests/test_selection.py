@@ -61,6 +61,9 @@ def test_check_selection_refuses_what_cannot_work():
         selection.check_selection(c)
     c.select.validator = "snd"  # target-only: no held-out speakers needed
     assert len(selection.check_selection(c)) == 2
+    c.select.grid = "learning_rate=0.001,0.0"  # the second point is refused before the first trains
+    with pytest.raises(config_checks.ConfigError, match="grid point learning_rate=0.0: .*learning_rate"):
+        selection.check_selection(c)
 
 
 def test_choose_takes_the_highest_finite_value_first_on_ties():
