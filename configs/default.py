@@ -172,11 +172,14 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     # source_val_speakers) | snd | snd_features | information_maximization (target only).
     c.select.validator = "dev"
 
-    for part in [p for p in arg.split(",") if p]:
+    parts = [p for p in arg.split(",") if p]
+    if len([p for p in parts if p != "smoke"]) > 1:
+        raise ValueError(f"configs/default.py:{arg} names several methods; give one method per config")
+    for part in parts:
         if part == "smoke":
             shrink_for_smoke_test(c)
         else:
-            methods.apply(c, part)  # refuses an unknown name or a second method
+            methods.apply(c, part)  # refuses an unknown name
     return c
 
 
