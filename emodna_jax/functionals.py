@@ -22,9 +22,12 @@ Functionals:
   active span); VoicedSegmentsPerSec, Mean/StddevVoicedSegmentLengthSec and
   Mean/StddevUnvoicedSegmentLength (unvoiced gaps BETWEEN voiced segments: leading and trailing
   silence is a recording artefact, not speech); equivalentSoundLevel_dBp (10 log10 of the mean
-  energy over active frames, dB re full scale; -120 without any). Rates use the active span: first to last voiced frame.
+  energy over active frames, dB re full scale; -120 without any). Rates are per second of the span
+  from the first to the last voiced frame.
 A functional without frames to summarise (no voiced frame, fewer than two segments, ...) is 0, so
-the vector is finite for every input: silence gives 0 for every voiced-frame functional.
+the vector is finite for every input: silence gives 0 for every voiced-frame functional (and
+-120 dB for equivalentSoundLevel_dBp). The jitter and shimmer here are frame-local estimates from
+cycle peaks (affect_descriptors), much larger than Praat's; they are kept as GeMAPS lists them.
 """
 
 from __future__ import annotations
