@@ -17,7 +17,7 @@ Anything else (audio beside class folders, a sub-folder that is not an emotion n
 with an error naming the folder, rather than guessed.
 
     python -m data.tfds_cli build data/audio_folder --manual_dir=PATH --data_dir=DIR \
-        [--config=mfcc39]  (without --config, every front end is built)
+        [--config=mfcc39]  (no --config: every front end; egemaps, compare need opensmile)
 """
 
 from __future__ import annotations

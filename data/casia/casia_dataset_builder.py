@@ -8,7 +8,7 @@ speakers liuchanhg, wangzhe, zhaoquanyin, ZhaoZuoxiang; emotion folders angry fe
 sad surprise (200 files each). Any other folder inside a speaker folder is an error.
 
     python -m data.tfds_cli build data/casia --manual_dir=../shared/corpora/casia --data_dir=DIR \
-        [--config=mfcc39]  (without --config, every front end is built)
+        [--config=mfcc39]  (no --config: every front end; egemaps, compare need opensmile)
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ initial: W anger, L boredom, E disgust, A fear, F happiness, T sadness, N neutra
 The letter in the file name is the label (some third-party CSVs map the letters wrongly).
 
     python -m data.tfds_cli build data/emodb --manual_dir=../shared/corpora/emodb --data_dir=DIR \
-        [--config=mfcc39]  (without --config, every front end is built)
+        [--config=mfcc39]  (no --config: every front end; egemaps, compare need opensmile)
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ stereo from two different microphones: the builder keeps ONE channel (`channel`,
 EMODNA_AUDIO_CHANNEL), never their average. Other top-level folders (e.g. documents) are ignored.
 
     python -m data.tfds_cli build data/emovo --manual_dir=../shared/corpora/emovo --data_dir=DIR \
-        [--config=mfcc39]  (without --config, every front end is built)
+        [--config=mfcc39]  (no --config: every front end; egemaps, compare need opensmile)
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ Seven fields: modality (03 audio-only), vocal channel (01 speech, 02 song), emot
 02 strong), statement, repetition, actor (01..24; odd male, even female).
 
     python -m data.tfds_cli build data/ravdess --manual_dir=PATH/ravdess --data_dir=DIR \
-        [--config=mfcc39]  (without --config, every front end is built)
+        [--config=mfcc39]  (no --config: every front end; egemaps, compare need opensmile)
 """
 
 from __future__ import annotations

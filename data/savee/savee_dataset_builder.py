@@ -9,7 +9,7 @@ n neutral, sa sadness, su surprise (480 files). Other files in the speaker folde
 text) are ignored; other audio names are bad files.
 
     python -m data.tfds_cli build data/savee --manual_dir=PATH/savee --data_dir=DIR \
-        [--config=mfcc39]  (without --config, every front end is built)
+        [--config=mfcc39]  (no --config: every front end; egemaps, compare need opensmile)
 """
 
 from __future__ import annotations

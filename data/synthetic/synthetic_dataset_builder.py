@@ -6,7 +6,7 @@ Builder configs are the feature front ends of `emodna_jax.features.FEATURE_CONFI
 authors' 39 MFCCs at 22,050 Hz on 96,000 samples). Use it through `corpora.load("synthetic_a", ...)`
 or build it directly from the repository root with `python -m data.tfds_cli build data/synthetic
 --data_dir=DIR --config=mfcc39` (data/tfds_cli.py is the `tfds` CLI, runnable without apache-beam;
-without --config, every front end is built).
+without --config, every front end is built; egemaps and compare need the optional opensmile).
 """
 
 from __future__ import annotations
