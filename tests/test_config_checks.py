@@ -279,5 +279,6 @@ def test_user_flags_win_over_the_method_flag_wherever_it_stands():
         _parse_flags(["--config=configs/default.py", "--config.method=emodnaa"])
     with pytest.raises(ValueError, match="once"):
         _parse_flags(["--config=configs/default.py", "--config.method=mmd", "--config.method=dann"])
-    with pytest.raises(ValueError, match="one method per config"):
-        default.get_config("mmd,dann")
+    for two in ("mmd,dann", "emodna,mmd,smoke"):
+        with pytest.raises(ValueError, match="one method per config"):
+            default.get_config(two)
