@@ -163,3 +163,17 @@ def test_opensmile_kinds_call_extract_functionals(monkeypatch):
                                     features.get_feature_config("egemaps"))
     assert calls == [(12345, 16000, "egemaps")]
     assert out.shape == (1, 88) and out[0, 3] == 0 and out[0, 87] == 87
+
+
+def test_linear_probe_helpers():
+    from benchmarks import linear_probe
+    # UAR: recall 1/2 for class 0, 1 for class 1, 0 for class 2 -> 50 %, whatever the counts.
+    y = np.array([0, 0, 1, 2, 2, 2])
+    assert linear_probe.uar(y, np.array([0, 1, 1, 0, 0, 1])) == pytest.approx(100 / 2)
+    x = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    np.testing.assert_allclose(linear_probe.pooled(x)[0], [4, 5, 6, 7] + [np.sqrt(32 / 3)] * 4,
+                               rtol=1e-6)
+    assert linear_probe.pooled(x[:, :1]).shape == (2, 4)
+    kept = linear_probe.kept_columns("affect", len(fu.NAMES), "jitter|shimmer")
+    assert len(kept) == len(fu.NAMES) - 4
+    assert not any("jitter" in fu.NAMES[i] for i in kept)
