@@ -312,7 +312,8 @@ def main() -> None:
             if spent:
                 print(f"[{i + 1}/{len(jobs)}] {task} {method} seed {seed}: {spent / 60:.1f} min", flush=True)
     command = shlex.join(["python", "benchmarks/accuracy_benchmark.py"]
-                         + [a for a in sys.argv[1:] if a not in ("--report_only", "--write_results")])
+                         + [a for a in sys.argv[1:] if a != "--write_results"
+                            and (a != "--report_only" or args.setting_dir)])  # an archive is only reported
     make = source_side_report if args.source_side_only else report
     text = make(setting_dir, tasks, methods, command, args.section)
     print(text)
