@@ -70,7 +70,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     # the corpus encoder keeps joint ones). per_corpus: chosen on the synthetic corpora before any real
     # run; `adabn` is its source-only control, `emodna_literal` the published shared statistics.
     c.model.batch_norm = "per_corpus"
-    c.model.bn_momentum = 0.99
+    c.model.bn_momentum = 0.0  # 0 = tied to the schedule: min(0.99, 1 - 10 / num_steps) (models.batch_norm_momentum)
 
     # ---- method -----------------------------------------------------------------------------
     c.method = "emodna"  # the name of the method whose settings these are (emodna_jax/methods.py)

@@ -7,7 +7,7 @@ import os
 
 import ml_collections
 
-from emodna_jax import labels, methods, parallel, synthetic_speech, thresholds
+from emodna_jax import features, labels, methods, models, parallel, synthetic_speech, thresholds
 
 CORPUS_ALIGN = ("mmd", "dann", "coral", "none")
 CLASS_ALIGN = ("prototype", "lmmd", "cross_entropy", "none")
@@ -113,6 +113,34 @@ def _inert_thresholds(config: ml_collections.ConfigDict) -> None:
                  f"parts are inert: set it below 1 (e.g. 0.95), {off}")
 
 
+def _model(config: ml_collections.ConfigDict) -> None:
+    """The backbone and its fields; TIM-Net needs frame sequences (T > 1) from the front end."""
+    model = config.model
+    backbone = model.get("backbone", "timnet")
+    _choice(backbone, models.BACKBONES, "model.backbone")
+    _choice(model.batch_norm, BATCH_NORM, "model.batch_norm")
+    _require(model.shared_blocks == 0 or backbone == "timnet",
+             f"config.model.shared_blocks={model.shared_blocks} shares TIM-Net blocks, which the "
+             f"{backbone!r} backbone has none of: set config.model.shared_blocks=0 or config.model.backbone=timnet")
+    _require(0 <= model.shared_blocks < model.dilations,
+             f"config.model.shared_blocks={model.shared_blocks} must be in [0, model.dilations="
+             f"{model.dilations}): at least one temporal block of each encoder stays its own (0 = separate)")
+    for name in ("filters", "kernel_size", "dilations", "embed_dim"):
+        _require(model[name] >= 1, f"config.model.{name}={model[name]} must be >= 1")
+    if backbone == "mlp":
+        for name in ("hidden_dim", "num_layers"):
+            _require(model[name] >= 1, f"config.model.{name}={model[name]} must be >= 1 for the mlp backbone "
+                     "(config.model.backbone=linear is the MLP without hidden layers)")
+    _require(0 <= model.dropout_rate < 1, f"config.model.dropout_rate={model.dropout_rate} must be in [0, 1)")
+    _require(0 <= model.bn_momentum < 1, f"config.model.bn_momentum={model.bn_momentum} must be in [0, 1) "
+             "(0 ties it to the schedule: min(0.99, 1 - 10 / num_steps))")
+    if backbone == "timnet" and config.features in features.FEATURE_CONFIGS:
+        frames = features.get_feature_config(config.features).shape[0]
+        _require(frames > 1, f"config.features={config.features!r} gives one frame per utterance "
+                 "(functionals), which TIM-Net's temporal convolutions cannot use: set "
+                 "--config.model.backbone=mlp (or linear), or a frame front end for TIM-Net")
+
+
 def validate(config: ml_collections.ConfigDict, *, num_devices: int | None = None,
              process_count: int = 1) -> None:
     """Raises ConfigError for the first impossible setting found.
@@ -197,15 +225,7 @@ def validate(config: ml_collections.ConfigDict, *, num_devices: int | None = Non
     _require(config.monitor_target_every >= 0,
              f"config.monitor_target_every={config.monitor_target_every} must be >= 0 (0 = off)")
     _require(config.num_devices >= 0, f"config.num_devices={config.num_devices} must be >= 0 (0 = all)")
-    model = config.model
-    _choice(model.batch_norm, BATCH_NORM, "model.batch_norm")
-    _require(0 <= model.shared_blocks < model.dilations,
-             f"config.model.shared_blocks={model.shared_blocks} must be in [0, model.dilations="
-             f"{model.dilations}): at least one temporal block of each encoder stays its own (0 = separate)")
-    for name in ("filters", "kernel_size", "dilations", "embed_dim"):
-        _require(model[name] >= 1, f"config.model.{name}={model[name]} must be >= 1")
-    _require(0 <= model.dropout_rate < 1, f"config.model.dropout_rate={model.dropout_rate} must be in [0, 1)")
-    _require(0 < model.bn_momentum < 1, f"config.model.bn_momentum={model.bn_momentum} must be in (0, 1)")
+    _model(config)
     if num_devices is not None:
         shards = num_devices * process_count
         _require(config.batch_size % shards == 0,

@@ -13,7 +13,7 @@ from emodna_jax.models import EmoDNAModel
 from emodna_jax.step_settings import StepSettings
 from emodna_jax.train_state import TrainState
 
-# fold_in data of the strong-view keys (dropout keys fold in the device index, which stays far below).
+# fold_in data of the strong-view keys (apart from the step's dropout key, which folds in nothing more).
 AUGMENT_STREAM = 0x7FFFFFFF
 
 
@@ -101,11 +101,12 @@ def consistency(params, state: TrainState, x: jax.Array, logits_t: jax.Array, nu
         model, {"params": params, "batch_stats": state.batch_stats})
     if strong is None:
         strong = strong_view(state, x[num_source:], settings.axis_name)
+    ids = models.global_example_ids(num_source, strong.shape[0], settings.axis_name)
     if model.batch_norm == "per_corpus":
-        inputs, offset = strong, 0
+        inputs, offset, ids = strong, 0, ids[num_source:]
     else:
         inputs, offset = jnp.concatenate([x[:num_source], strong]), num_source
-    out, _ = e_model.apply(e_variables, inputs, train=True, num_source=offset,
+    out, _ = e_model.apply(e_variables, inputs, train=True, num_source=offset, example_ids=ids,
                            rngs={"dropout": jax.random.fold_in(rng, 1)}, mutable=["batch_stats"])
     kl = losses.consistency_loss(teacher_logits=lax.stop_gradient(logits_t),
                                  student_logits=out["logits_e"][offset:])

@@ -1,4 +1,9 @@
-"""Flax linen modules: the TIM-Net-style temporal encoder, the two Emo-DNA encoders and the heads.
+"""Flax linen modules: the two Emo-DNA encoders (TIM-Net, MLP or linear backbone) and the heads.
+
+Backbones (config.model.backbone): "timnet", the TIM-Net-style temporal encoder over frame sequences
+(the authors'); "mlp", MLPs over utterance functionals (frames are averaged first, so a frame front end
+works too); "linear", z = Dense(mean over frames of x), no hidden layer, BatchNorm or dropout, so the
+logits are affine in the input: a logistic-regression probe trained by the same trainer.
 
 Speed is the reason for the shape of this file. TIM-Net runs a forward and a backward stack of thin
 (39-channel) dilated causal convolutions; Emo-DNA has two such encoders (emotion and corpus), so a
@@ -14,11 +19,29 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from jax import lax
-
 from emodna_jax import losses
+from emodna_jax.layers import (  # noqa: F401  (re-exported: the model's public names)
+    SOURCE_STREAM, TARGET_STREAM, CorpusBatchNorm, ExampleDropout, batch_norm, global_example_ids)
 
-SOURCE_STREAM, TARGET_STREAM = 0, 1  # rows of the per-corpus BatchNorm statistics
+BACKBONES = ("timnet", "mlp", "linear")
+
+
+def _ids(example_ids: jax.Array | None, x: jax.Array) -> jax.Array:
+    """Example ids for the rows of x [B, ...]: the given ones, or 0 .. B-1 (one device, no split)."""
+    return jnp.arange(x.shape[0], dtype=jnp.int32) if example_ids is None else example_ids
+
+
+def batch_norm_momentum(momentum: float, num_steps: int) -> float:
+    """The BatchNorm running-statistics momentum of a run: `momentum`, or for 0 the one tied to the
+    schedule, m = clip(1 - 10 / num_steps, 0, 0.99).
+
+    Why: the running statistics start at mean 0 and variance 1 and after N steps still hold m**N of
+    that start; 0.99 over 200 steps leaves 13 %. (1 - 10/N)**N < exp(-10) < 1e-4 for every N, so the
+    tied momentum leaves less than 1e-4 at the end of any schedule, and 0.99 caps it for long runs
+    (0.99**N < 1e-4 once N > 917)."""
+    if momentum:
+        return float(momentum)
+    return float(min(0.99, max(0.0, 1.0 - 10.0 / num_steps)))
 
 
 class CausalConv(nn.Module):
@@ -49,73 +72,6 @@ class CausalConv(nn.Module):
         return nn.Dense(self.features, use_bias=self.use_bias, name="taps")(taps)
 
 
-class CorpusBatchNorm(nn.Module):
-    """BatchNorm with separate statistics per corpus and one shared scale and bias (domain-specific
-    BatchNorm; with no loss on the target it is AdaBN). Project choice, not in Emo-DNA's description.
-
-    Training: rows [:num_source] of x [B, ..., C] are the source stream and the rest the target
-    stream. Where `split` is 1, each stream is normalised by its own batch statistics (averaged over
-    devices on `axis_name`) and updates its own row of the running statistics (batch_stats
-    "mean"/"var" of shape [2, C]); where `split` is 0 (a scalar array, so that vmapped members can
-    differ), both streams share the joint statistics, exactly as nn.BatchNorm, and both rows get them.
-    num_source=0 is a batch of target rows only: with `split` 1 they get exactly what the target half
-    of a joint batch gets (the pseudo-label forward relies on it).
-    Inference: every row uses the running statistics of `stream` (SOURCE_STREAM or TARGET_STREAM).
-    """
-
-    use_running_average: bool
-    momentum: float
-    axis_name: str | None
-    num_source: int | None = None
-    stream: int = TARGET_STREAM
-    epsilon: float = 1e-5  # flax.linen.BatchNorm's
-
-    @nn.compact
-    def __call__(self, x: jax.Array, split: jax.Array | float = 1.0) -> jax.Array:
-        channels = x.shape[-1]
-        scale = self.param("scale", nn.initializers.ones, (channels,))
-        bias = self.param("bias", nn.initializers.zeros, (channels,))
-        running_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((2, channels), jnp.float32))
-        running_var = self.variable("batch_stats", "var", lambda: jnp.ones((2, channels), jnp.float32))
-        if self.use_running_average:
-            mean, var = running_mean.value[self.stream], running_var.value[self.stream]
-            return (x - mean) * lax.rsqrt(var + self.epsilon) * scale + bias
-        num_source = self.num_source
-        if num_source is None or not 0 <= num_source < x.shape[0]:
-            raise ValueError(f"per-corpus BatchNorm in training needs 0 <= num_source < batch size "
-                             f"({x.shape[0]}), got num_source={num_source}")
-        # (row of the running statistics, rows of x) for each stream present; num_source=0 is a
-        # target-only batch (the pseudo-label forward), whose source row of statistics stays as it is.
-        halves = ((SOURCE_STREAM, x[:num_source]), (TARGET_STREAM, x[num_source:]))
-        streams = [(row, part) for row, part in halves if part.shape[0]]
-        moments = []  # per stream: (mean, mean of squares) [C], averaged over devices
-        for _, part in streams:
-            axes = tuple(range(part.ndim - 1))
-            moments.append((part.mean(axes), jnp.square(part).mean(axes)))
-        if self.axis_name is not None:
-            moments = lax.pmean(moments, self.axis_name)
-        # Joint statistics of the whole batch (source and target counts are the same on every device).
-        weights = [part.shape[0] / x.shape[0] for _, part in streams]
-        joint = [sum(w * m[i] for w, m in zip(weights, moments)) for i in range(2)]
-        split = jnp.asarray(split, x.dtype)
-        means, variances = [], []
-        for mean, mean_sq in moments:
-            mean = split * mean + (1 - split) * joint[0]
-            mean_sq = split * mean_sq + (1 - split) * joint[1]
-            means.append(mean)
-            variances.append(jnp.maximum(mean_sq - jnp.square(mean), 0.0))
-        if not self.is_initializing():
-            m = self.momentum
-            for (row, _), mean, var in zip(streams, means, variances):
-                running_mean.value = running_mean.value.at[row].set(m * running_mean.value[row] + (1 - m) * mean)
-                running_var.value = running_var.value.at[row].set(m * running_var.value[row] + (1 - m) * var)
-        sizes = [part.shape[0] for _, part in streams]
-        mean = jnp.concatenate([jnp.broadcast_to(m, (n, channels)) for m, n in zip(means, sizes)])
-        var = jnp.concatenate([jnp.broadcast_to(v, (n, channels)) for v, n in zip(variances, sizes)])
-        shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (channels,)
-        return (x - mean.reshape(shape)) * lax.rsqrt(var.reshape(shape) + self.epsilon) * scale + bias
-
-
 class TemporalAwareBlock(nn.Module):
     """TIM-Net's temporal-aware block: two causal convs with BN, ReLU and spatial dropout, whose
     sigmoid output gates the (1x1-projected) input.  [B, T, C] -> [B, T, filters]."""
@@ -133,25 +89,19 @@ class TemporalAwareBlock(nn.Module):
     stream: int = TARGET_STREAM
 
     @nn.compact
-    def __call__(self, x: jax.Array, split: jax.Array | float = 1.0) -> jax.Array:
+    def __call__(self, x: jax.Array, split: jax.Array | float = 1.0,
+                 example_ids: jax.Array | None = None) -> jax.Array:
         h = x
         for _ in range(2):
             # No bias: the BatchNorm after it removes any bias, whose gradient is then pure float
             # noise that Adam would scale up to full-size updates.
             h = CausalConv(self.filters, self.kernel_size, self.dilation, use_bias=False)(h)
-            if self.per_corpus_bn:
-                h = CorpusBatchNorm(use_running_average=not self.train, momentum=self.bn_momentum,
-                                    axis_name=self.axis_name, num_source=self.num_source,
-                                    stream=self.stream)(h, split)
-            else:
-                h = nn.BatchNorm(
-                    use_running_average=not self.train,
-                    momentum=self.bn_momentum,
-                    axis_name=self.axis_name,
-                )(h)
+            h = batch_norm(h, split, per_corpus=self.per_corpus_bn, train=self.train, momentum=self.bn_momentum,
+                           axis_name=self.axis_name, num_source=self.num_source, stream=self.stream)
             h = nn.relu(h)
             # Spatial dropout: whole channels are dropped, the same at every frame.
-            h = nn.Dropout(self.dropout_rate, broadcast_dims=(-2,), deterministic=not self.use_dropout)(h)
+            h = ExampleDropout(self.dropout_rate, deterministic=not self.use_dropout, broadcast_dims=(-2,))(
+                h, _ids(example_ids, h))
         residual = x if x.shape[-1] == self.filters else nn.Dense(self.filters, name="residual")(x)
         return residual * nn.sigmoid(h)
 
@@ -181,7 +131,8 @@ class DirectionalStack(nn.Module):
     first_level: int = 0
 
     @nn.compact
-    def __call__(self, x: jax.Array, split: jax.Array | float = 1.0) -> tuple[jax.Array, jax.Array]:
+    def __call__(self, x: jax.Array, split: jax.Array | float = 1.0,
+                 example_ids: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
         if not 0 <= self.first_level < self.dilations:
             raise ValueError(f"a stack's first level {self.first_level} must be in [0, dilations={self.dilations}): "
                              "config.model.shared_blocks must be below config.model.dilations")
@@ -201,7 +152,7 @@ class DirectionalStack(nn.Module):
                 num_source=self.num_source,
                 stream=self.stream,
                 name=f"block_{level}",
-            )(h, split)
+            )(h, split, example_ids)
             pooled.append(jnp.mean(h, axis=-2))
         return jnp.stack(pooled, axis=-2), h
 
@@ -220,21 +171,59 @@ class EncoderTop(nn.Module):
         return nn.Dense(self.embed_dim, name="projection")(fused)
 
 
+class MLPEncoder(nn.Module):
+    """One MLP encoder over utterance-level inputs: num_layers x (Dense(hidden_dim) -> BatchNorm ->
+    ReLU -> dropout), then Dense(embed_dim). num_layers = 0 is the linear encoder (Dense only).
+
+    [B, F] -> [B, embed_dim]. BatchNorm as in the TIM-Net blocks: per-corpus statistics where `split`
+    is 1 (per_corpus_bn), else the joint batch's.
+    """
+
+    hidden_dim: int
+    num_layers: int
+    embed_dim: int
+    dropout_rate: float
+    train: bool
+    use_dropout: bool
+    bn_momentum: float
+    axis_name: str | None
+    per_corpus_bn: bool = False
+    num_source: int | None = None
+    stream: int = TARGET_STREAM
+
+    @nn.compact
+    def __call__(self, x: jax.Array, split: jax.Array | float = 1.0,
+                 example_ids: jax.Array | None = None) -> jax.Array:
+        h = x
+        for layer in range(self.num_layers):
+            # No bias: the BatchNorm after it removes it (see TemporalAwareBlock).
+            h = nn.Dense(self.hidden_dim, use_bias=False, name=f"hidden_{layer}")(h)
+            h = batch_norm(h, split, per_corpus=self.per_corpus_bn, train=self.train, momentum=self.bn_momentum,
+                           axis_name=self.axis_name, num_source=self.num_source, stream=self.stream)
+            h = nn.relu(h)
+            h = ExampleDropout(self.dropout_rate, deterministic=not self.use_dropout)(h, _ids(example_ids, h))
+        return nn.Dense(self.embed_dim, name="projection")(h)
+
+
 class EmoDNAModel(nn.Module):
     """Emotion encoder E_e, optional corpus encoder E_c, their classifiers, optional DANN head.
 
     Attributes:
       num_classes: K, emotion classes.
       num_corpora: D, corpora in training (source(s) + target).
+      backbone: "timnet", "mlp" or "linear" (module docstring).
       with_corpus_encoder: build E_e and E_c (Emo-DNA) or E_e only (baselines).
       with_domain_head: build a DANN discriminator on gradient-reversed z_e.
     """
 
     num_classes: int
     num_corpora: int
+    backbone: str = "timnet"
     filters: int = 39
     kernel_size: int = 2
     dilations: int = 8
+    hidden_dim: int = 256  # mlp
+    num_layers: int = 2  # mlp
     dropout_rate: float = 0.1
     embed_dim: int = 64
     bn_momentum: float = 0.99
@@ -260,6 +249,7 @@ class EmoDNAModel(nn.Module):
         reversal_coeff: jax.Array | float = 1.0,
         num_source: int | None = None,
         stream: int = TARGET_STREAM,
+        example_ids: jax.Array | None = None,
     ) -> dict[str, jax.Array]:
         """Runs the model on features x [B, T, F].
 
@@ -269,15 +259,15 @@ class EmoDNAModel(nn.Module):
         gradient into the DANN head. With per-corpus BatchNorm, a training forward needs
         `num_source` (rows [:num_source] are source, the rest target), and an inference forward
         normalises with the running statistics of `stream` (TARGET_STREAM by default).
+        `example_ids` int [B]: each row's position in the global batch (layers.global_example_ids),
+        from which its dropout masks are drawn; default 0 .. B-1.
 
         Returns a dict with z_e [B, h], logits_e [B, K] and, when built, z_c [B, h],
         logits_c [B, D], logits_domain [B, D].
         """
-        members = 2 * self.num_encoders  # (encoder, direction) pairs, ordered e_fwd, e_bwd, c_fwd, c_bwd
-        stack_args = dict(
-            filters=self.filters,
-            kernel_size=self.kernel_size,
-            dilations=self.dilations,
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"model.backbone={self.backbone!r} is unknown; choose one of {BACKBONES}")
+        common = dict(
             dropout_rate=self.dropout_rate,
             train=train,
             use_dropout=train if use_dropout is None else use_dropout,
@@ -287,43 +277,11 @@ class EmoDNAModel(nn.Module):
             num_source=num_source,
             stream=stream,
         )
-
-        def vmapped_stacks(size: int, name: str, **extra: Any) -> nn.Module:
-            return nn.vmap(
-                DirectionalStack,
-                variable_axes={"params": 0, "batch_stats": 0},
-                split_rngs={"params": True, "dropout": True},
-                in_axes=(0, 0),
-                out_axes=0,
-                axis_size=size,
-            )(**{**stack_args, **extra}, name=name)
-
-        directions = jnp.stack([x, jnp.flip(x, axis=-2)])  # [2, B, T, F]
-        # Per-corpus statistics in the emotion encoder only: the corpus encoder must still see what
-        # tells the corpora apart, which per-corpus normalisation would remove. The shared trunk
-        # belongs to the emotion path (its pseudo-label forward runs it), so it takes its statistics.
-        split = jnp.asarray([1.0, 1.0, 0.0, 0.0][:members], x.dtype)
-        if self.shared_blocks:
-            trunk = vmapped_stacks(2, "shared_trunk", dilations=self.shared_blocks)
-            trunk_scales, h = trunk(directions, split[:2])  # [2, B, s, C], [2, B, T, C]
-            upper = vmapped_stacks(members, "temporal_stacks", first_level=self.shared_blocks)
-            upper_scales, _ = upper(jnp.concatenate([h] * self.num_encoders), split)
-            scales = jnp.concatenate([jnp.concatenate([trunk_scales] * self.num_encoders), upper_scales],
-                                     axis=-2)  # [members, B, dilations, filters]
+        ids = _ids(example_ids, x)
+        if self.backbone == "timnet":
+            z = self._timnet(x, ids, common)
         else:
-            stacked = jnp.concatenate([directions] * self.num_encoders)  # [members, B, T, F]
-            scales, _ = vmapped_stacks(members, "temporal_stacks")(stacked, split)
-        # TIM-Net adds the forward and backward outputs of each scale.
-        scales = scales.reshape((self.num_encoders, 2) + scales.shape[1:]).sum(axis=1)
-        tops = nn.vmap(
-            EncoderTop,
-            variable_axes={"params": 0},
-            split_rngs={"params": True},
-            in_axes=0,
-            out_axes=0,
-            axis_size=self.num_encoders,
-        )(embed_dim=self.embed_dim, name="encoder_tops")
-        z = tops(scales)  # [encoders, B, h]
+            z = self._mlp(x, ids, common)
         out = {"z_e": z[0]}
         out["logits_e"] = nn.Dense(self.num_classes, name="emotion_classifier")(z[0])
         if self.with_corpus_encoder:
@@ -335,43 +293,111 @@ class EmoDNAModel(nn.Module):
             out["logits_domain"] = nn.Dense(self.num_corpora, name="domain_classifier")(h)
         return out
 
+    def _split(self, members_per_encoder: int, dtype: Any) -> jax.Array:
+        """Per-corpus statistics in the emotion encoder's members only, [members]: the corpus encoder
+        must still see what tells the corpora apart, which per-corpus normalisation would remove."""
+        return jnp.asarray(([1.0] * members_per_encoder + [0.0] * members_per_encoder)
+                           [: members_per_encoder * self.num_encoders], dtype)
+
+    def _mlp(self, x: jax.Array, ids: jax.Array, common: dict[str, Any]) -> jax.Array:
+        """Both MLP (or linear) encoders as one vmapped computation: x [B, T, F] -> z [encoders, B, h]."""
+        pooled = jnp.mean(x, axis=-2)  # [B, F]: functional front ends have T = 1
+        encoders = nn.vmap(
+            MLPEncoder,
+            variable_axes={"params": 0, "batch_stats": 0},
+            split_rngs={"params": True, "dropout": True},
+            in_axes=(0, 0, 0),
+            out_axes=0,
+            axis_size=self.num_encoders,
+        )(hidden_dim=self.hidden_dim, num_layers=self.num_layers if self.backbone == "mlp" else 0,
+          embed_dim=self.embed_dim, **common, name="encoders")
+        n = self.num_encoders
+        return encoders(jnp.stack([pooled] * n), self._split(1, x.dtype), jnp.stack([ids] * n))
+
+    def _timnet(self, x: jax.Array, ids: jax.Array, common: dict[str, Any]) -> jax.Array:
+        """Both TIM-Net encoders: x [B, T, F] -> z [encoders, B, h]."""
+        members = 2 * self.num_encoders  # (encoder, direction) pairs, ordered e_fwd, e_bwd, c_fwd, c_bwd
+        stack_args = dict(filters=self.filters, kernel_size=self.kernel_size, dilations=self.dilations, **common)
+
+        def vmapped_stacks(size: int, name: str, **extra: Any) -> nn.Module:
+            return nn.vmap(
+                DirectionalStack,
+                variable_axes={"params": 0, "batch_stats": 0},
+                split_rngs={"params": True, "dropout": True},
+                in_axes=(0, 0, 0),
+                out_axes=0,
+                axis_size=size,
+            )(**{**stack_args, **extra}, name=name)
+
+        directions = jnp.stack([x, jnp.flip(x, axis=-2)])  # [2, B, T, F]
+        member_ids = jnp.stack([ids] * members)
+        # The shared trunk belongs to the emotion path (its pseudo-label forward runs it), so it takes
+        # the emotion encoder's statistics.
+        split = self._split(2, x.dtype)
+        if self.shared_blocks:
+            trunk = vmapped_stacks(2, "shared_trunk", dilations=self.shared_blocks)
+            trunk_scales, h = trunk(directions, split[:2], member_ids[:2])  # [2, B, s, C], [2, B, T, C]
+            upper = vmapped_stacks(members, "temporal_stacks", first_level=self.shared_blocks)
+            upper_scales, _ = upper(jnp.concatenate([h] * self.num_encoders), split, member_ids)
+            scales = jnp.concatenate([jnp.concatenate([trunk_scales] * self.num_encoders), upper_scales],
+                                     axis=-2)  # [members, B, dilations, filters]
+        else:
+            stacked = jnp.concatenate([directions] * self.num_encoders)  # [members, B, T, F]
+            scales, _ = vmapped_stacks(members, "temporal_stacks")(stacked, split, member_ids)
+        # TIM-Net adds the forward and backward outputs of each scale.
+        scales = scales.reshape((self.num_encoders, 2) + scales.shape[1:]).sum(axis=1)
+        tops = nn.vmap(
+            EncoderTop,
+            variable_axes={"params": 0},
+            split_rngs={"params": True},
+            in_axes=0,
+            out_axes=0,
+            axis_size=self.num_encoders,
+        )(embed_dim=self.embed_dim, name="encoder_tops")
+        return tops(scales)  # [encoders, B, h]
+
 
 def create_model(config: Any, *, num_classes: int, num_corpora: int, axis_name: str | None) -> EmoDNAModel:
     """Builds the model a config asks for (the corpus encoder only when a loss uses it)."""
-    loss = config.loss
+    loss, model = config.loss, config.model
     return EmoDNAModel(
         num_classes=num_classes,
         num_corpora=num_corpora,
-        filters=config.model.filters,
-        kernel_size=config.model.kernel_size,
-        dilations=config.model.dilations,
-        dropout_rate=config.model.dropout_rate,
-        embed_dim=config.model.embed_dim,
-        bn_momentum=config.model.bn_momentum,
-        batch_norm=config.model.batch_norm,
-        shared_blocks=config.model.shared_blocks,
+        backbone=model.get("backbone", "timnet"),
+        filters=model.filters,
+        kernel_size=model.kernel_size,
+        dilations=model.dilations,
+        hidden_dim=model.get("hidden_dim", 256),
+        num_layers=model.get("num_layers", 2),
+        dropout_rate=model.dropout_rate,
+        embed_dim=model.embed_dim,
+        bn_momentum=batch_norm_momentum(model.bn_momentum, config.num_steps),
+        batch_norm=model.batch_norm,
+        shared_blocks=model.shared_blocks,
         with_corpus_encoder=loss.corpus_id_weight > 0 or loss.decoupling_weight > 0,
         with_domain_head=loss.corpus_align == "dann" and loss.corpus_align_weight > 0,
         axis_name=axis_name,
     )
 
 
+# Vmapped parameter stacks and how many of their leading members the emotion encoder owns.
+_EMOTION_MEMBERS = {"temporal_stacks": 2, "encoder_tops": 1, "encoders": 1}
+
+
 def emotion_encoder_view(model: EmoDNAModel, variables: dict[str, Any]) -> tuple[EmoDNAModel, dict[str, Any]]:
     """The emotion encoder and classifier alone, as a model and its variables (no copy of weights
-    beyond slicing).
+    beyond slicing), for every backbone.
 
-    Every (encoder, direction) member has its own BatchNorm, so on the same input this gives exactly
-    the z_e and logits_e of the full model: a pseudo-label forward needs only this half of the work
-    (the shared trunk, when there is one, is kept whole: it is part of the emotion path).
+    Every encoder (and TIM-Net direction) member has its own BatchNorm, so on the same input this
+    gives exactly the z_e and logits_e of the full model: a pseudo-label forward needs only this half
+    of the work (the shared trunk, when there is one, is kept whole: it is part of the emotion path).
     """
-    members, encoders = 2, 1
     view = {}
     for collection, tree in variables.items():
         tree = dict(tree)
-        if "temporal_stacks" in tree:
-            tree["temporal_stacks"] = jax.tree.map(lambda a: a[:members], tree["temporal_stacks"])
-        if "encoder_tops" in tree:
-            tree["encoder_tops"] = jax.tree.map(lambda a: a[:encoders], tree["encoder_tops"])
+        for name, members in _EMOTION_MEMBERS.items():
+            if name in tree:
+                tree[name] = jax.tree.map(lambda a, m=members: a[:m], tree[name])
         for name in ("corpus_classifier", "domain_hidden", "domain_classifier"):
             tree.pop(name, None)
         view[collection] = tree

@@ -70,7 +70,10 @@ def train_step(
     source_labels = src["label"].astype(jnp.int32)
     ones_s = jnp.ones((num_source,), jnp.float32)
     ones_all = jnp.ones((num_source + num_target,), jnp.float32)
-    rng = jax.random.fold_in(jax.random.fold_in(state.rng, state.step), lax.axis_index(ax))
+    # The same key on every device: each example's dropout masks come from its position in the global
+    # batch (example_ids), so a seed gives one run on any device count.
+    rng = jax.random.fold_in(state.rng, state.step)
+    example_ids = models.global_example_ids(num_source, num_target, ax)
     align_w = schedules.alignment_weight(state.step, num_steps=settings.num_steps)
     class_w = schedules.class_alignment_weight(
         state.step, warmup_steps=settings.warmup_steps, num_steps=settings.num_steps)
@@ -94,7 +97,8 @@ def train_step(
     def loss_fn(params):
         out, mutated = model.apply(
             {"params": params, "batch_stats": state.batch_stats}, x, train=True,
-            reversal_coeff=align_w, num_source=num_source, rngs={"dropout": rng}, mutable=["batch_stats"])
+            reversal_coeff=align_w, num_source=num_source, example_ids=example_ids, rngs={"dropout": rng},
+            mutable=["batch_stats"])
         z_e = out["z_e"]
         z_s, z_t = z_e[:num_source], z_e[num_source:]
         logits_s, logits_t = out["logits_e"][:num_source], out["logits_e"][num_source:]

@@ -196,7 +196,7 @@ def test_centroid_labeller_pseudo_labels_are_the_given_assignments():
     import jax
     import pytest
 
-    config = helpers.tiny_config("emodna_centroid")
+    config = helpers.tiny_config("emodna", **{"pseudo.labeller": "centroid"})
     backend = parallel.create_backend("pmap", num_devices=1)
     fns = step_functions.make_step_functions(config, num_classes=NUM_CLASSES, backend=backend)
     state = fns.init_state(config, helpers.TINY_SHAPE)

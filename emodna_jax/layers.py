@@ -1,0 +1,134 @@
+"""Layers both backbones use: BatchNorm with per-corpus statistics, and dropout whose masks do not
+depend on how the batch is split over devices."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+SOURCE_STREAM, TARGET_STREAM = 0, 1  # rows of the per-corpus BatchNorm statistics
+
+
+def global_example_ids(num_source: int, num_target: int, axis_name: str | None) -> jax.Array:
+    """Each row's position in the GLOBAL batch, for a device's rows [source; target].
+
+    The global batch is laid out as every device's source rows (device 0 first), then every device's
+    target rows, so the ids of an example are the same on 1 and on N devices (the pipeline gives
+    device d the rows d*b .. (d+1)*b - 1 of each stream). Returns int32 [num_source + num_target];
+    with `axis_name` None (no device axis) the ids are 0 .. num_source + num_target - 1.
+    """
+    device, devices = (0, 1) if axis_name is None else (lax.axis_index(axis_name), lax.psum(1, axis_name))
+    source = device * num_source + jnp.arange(num_source)
+    target = devices * num_source + device * num_target + jnp.arange(num_target)
+    return jnp.concatenate([source, target]).astype(jnp.int32)
+
+
+class ExampleDropout(nn.Module):
+    """Inverted dropout whose mask for an example is drawn from fold_in(key, example id).
+
+    nn.Dropout draws one mask for the whole local batch, so the mask of an example depends on which
+    device holds it and on its row there: the same seed trained differently on 1 and on 4 devices.
+    Here the key is the module's "dropout" key (the same on every device) and each example's mask
+    depends only on its id (`global_example_ids`), so a run is the same on any device count.
+
+    Input x [B, ...] and example_ids int [B]; `broadcast_dims` are axes of x (negative, never the
+    batch axis) along which one example's mask is shared, e.g. (-2,) for spatial dropout of [B, T, C]
+    (whole channels dropped at every frame).
+    """
+
+    rate: float
+    deterministic: bool
+    broadcast_dims: tuple[int, ...] = ()
+
+    @nn.compact
+    def __call__(self, x: jax.Array, example_ids: jax.Array) -> jax.Array:
+        if self.deterministic or self.rate == 0.0:
+            return x
+        keep = 1.0 - self.rate
+        shape = list(x.shape[1:])
+        for axis in self.broadcast_dims:
+            if not -len(shape) <= axis < 0:
+                raise ValueError(f"ExampleDropout: broadcast_dims {self.broadcast_dims} must be negative axes "
+                                 f"of one example (shape {tuple(shape)}), not the batch axis")
+            shape[axis] = 1
+        key = self.make_rng("dropout")
+        masks = jax.vmap(lambda i: jax.random.bernoulli(jax.random.fold_in(key, i), keep, shape))(example_ids)
+        return jnp.where(masks, x / keep, jnp.zeros_like(x))
+
+
+class CorpusBatchNorm(nn.Module):
+    """BatchNorm with separate statistics per corpus and one shared scale and bias (domain-specific
+    BatchNorm; with no loss on the target it is AdaBN). Project choice, not in Emo-DNA's description.
+
+    Training: rows [:num_source] of x [B, ..., C] are the source stream and the rest the target
+    stream. Where `split` is 1, each stream is normalised by its own batch statistics (averaged over
+    devices on `axis_name`) and updates its own row of the running statistics (batch_stats
+    "mean"/"var" of shape [2, C]); where `split` is 0 (a scalar array, so that vmapped members can
+    differ), both streams share the joint statistics, exactly as nn.BatchNorm, and both rows get them.
+    num_source=0 is a batch of target rows only: with `split` 1 they get exactly what the target half
+    of a joint batch gets (the pseudo-label forward relies on it).
+    Inference: every row uses the running statistics of `stream` (SOURCE_STREAM or TARGET_STREAM).
+    """
+
+    use_running_average: bool
+    momentum: float
+    axis_name: str | None
+    num_source: int | None = None
+    stream: int = TARGET_STREAM
+    epsilon: float = 1e-5  # flax.linen.BatchNorm's
+
+    @nn.compact
+    def __call__(self, x: jax.Array, split: jax.Array | float = 1.0) -> jax.Array:
+        channels = x.shape[-1]
+        scale = self.param("scale", nn.initializers.ones, (channels,))
+        bias = self.param("bias", nn.initializers.zeros, (channels,))
+        running_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((2, channels), jnp.float32))
+        running_var = self.variable("batch_stats", "var", lambda: jnp.ones((2, channels), jnp.float32))
+        if self.use_running_average:
+            mean, var = running_mean.value[self.stream], running_var.value[self.stream]
+            return (x - mean) * lax.rsqrt(var + self.epsilon) * scale + bias
+        num_source = self.num_source
+        if num_source is None or not 0 <= num_source < x.shape[0]:
+            raise ValueError(f"per-corpus BatchNorm in training needs 0 <= num_source < batch size "
+                             f"({x.shape[0]}), got num_source={num_source}")
+        # (row of the running statistics, rows of x) for each stream present; num_source=0 is a
+        # target-only batch (the pseudo-label forward), whose source row of statistics stays as it is.
+        halves = ((SOURCE_STREAM, x[:num_source]), (TARGET_STREAM, x[num_source:]))
+        streams = [(row, part) for row, part in halves if part.shape[0]]
+        moments = []  # per stream: (mean, mean of squares) [C], averaged over devices
+        for _, part in streams:
+            axes = tuple(range(part.ndim - 1))
+            moments.append((part.mean(axes), jnp.square(part).mean(axes)))
+        if self.axis_name is not None:
+            moments = lax.pmean(moments, self.axis_name)
+        # Joint statistics of the whole batch (source and target counts are the same on every device).
+        weights = [part.shape[0] / x.shape[0] for _, part in streams]
+        joint = [sum(w * m[i] for w, m in zip(weights, moments)) for i in range(2)]
+        split = jnp.asarray(split, x.dtype)
+        means, variances = [], []
+        for mean, mean_sq in moments:
+            mean = split * mean + (1 - split) * joint[0]
+            mean_sq = split * mean_sq + (1 - split) * joint[1]
+            means.append(mean)
+            variances.append(jnp.maximum(mean_sq - jnp.square(mean), 0.0))
+        if not self.is_initializing():
+            m = self.momentum
+            for (row, _), mean, var in zip(streams, means, variances):
+                running_mean.value = running_mean.value.at[row].set(m * running_mean.value[row] + (1 - m) * mean)
+                running_var.value = running_var.value.at[row].set(m * running_var.value[row] + (1 - m) * var)
+        sizes = [part.shape[0] for _, part in streams]
+        mean = jnp.concatenate([jnp.broadcast_to(m, (n, channels)) for m, n in zip(means, sizes)])
+        var = jnp.concatenate([jnp.broadcast_to(v, (n, channels)) for v, n in zip(variances, sizes)])
+        shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (channels,)
+        return (x - mean.reshape(shape)) * lax.rsqrt(var.reshape(shape) + self.epsilon) * scale + bias
+
+
+def batch_norm(h: jax.Array, split: jax.Array | float, *, per_corpus: bool, train: bool, momentum: float,
+               axis_name: str | None, num_source: int | None, stream: int) -> jax.Array:
+    """The BatchNorm a model config asks for over h [B, ..., C]: CorpusBatchNorm (per-corpus
+    statistics where `split` is 1) or nn.BatchNorm (statistics of the joint batch). Call it inside a
+    compact module; it creates the layer there."""
+    if per_corpus:
+        return CorpusBatchNorm(use_running_average=not train, momentum=momentum, axis_name=axis_name,
+                               num_source=num_source, stream=stream)(h, split)
+    return nn.BatchNorm(use_running_average=not train, momentum=momentum, axis_name=axis_name)(h)
