@@ -178,7 +178,7 @@ def test_timnet_over_one_frame_functionals_is_refused_with_the_backbone_to_use(m
 @pytest.mark.parametrize("backbone", ["linear", "mlp"])
 def test_backbone_learns_the_toy_problem_through_the_trainer(backbone):
     """The class lives in the frame mean of one coefficient (helpers.two_domain_batch), which both a
-    linear probe and the MLP can read: source cross-entropy falls well below chance's log(3)."""
+    linear probe and the MLP can read: source cross-entropy falls (label smoothing 0.1 keeps it > 0.2)."""
     from emodna_jax import parallel, step_functions  # noqa: PLC0415 (heavy, only here)
     config = helpers.tiny_config("source_only", num_steps=40, learning_rate=1e-2,
                                  **{"model.backbone": backbone, "model.hidden_dim": 16})
@@ -192,4 +192,4 @@ def test_backbone_learns_the_toy_problem_through_the_trainer(backbone):
         state, metrics = fns.train(state, batch, adapt=fns.is_adapting(step))
         cls.append(float(backend.host_outputs(metrics, replicated=True)["loss/cls"]))
     assert np.all(np.isfinite(cls))
-    assert np.mean(cls[-5:]) < 0.6 < np.log(3) < np.mean(cls[:2]) + 0.2
+    assert np.mean(cls[-5:]) < min(0.6, 0.8 * np.mean(cls[:2]))

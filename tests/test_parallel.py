@@ -1,16 +1,20 @@
-"""1 device and 4 forced devices give the same losses and parameters, for both backends and every
-method config (DESIGN §5)."""
+"""A seed means one run on any device count: 1 device and 4 forced devices give the same losses and
+parameters, for both backends, WITH dropout on (each example's masks come from its position in the
+global batch). One case per distinct code path of the step, chosen by config switches, not per method
+name (docs/method.md, parallelism)."""
 
 import jax
 import numpy as np
 import pytest
 
-from emodna_jax import methods, parallel, step_functions
+from configs import default
+from emodna_jax import parallel, step_functions
 from tests import helpers
 
 NUM_CLASSES = 3
 PER_DEVICE = 2
 STEPS = 3  # step 0 is warm-up, steps 1-2 adapt (warmup_steps = 1 in the tiny config)
+DROPOUT = default.get_config().model.dropout_rate  # the default's dropout, as it runs
 
 
 def run(config, backend_name: str, devices: int, batches):
@@ -30,10 +34,15 @@ def run(config, backend_name: str, devices: int, batches):
     return backend.host_outputs(state, replicated=False), totals
 
 
-def make_batches(seed=0):
+def make_batches(seed=0, labeller_probs=False):
     rng = np.random.default_rng(seed)
-    return [helpers.two_domain_batch(rng, devices=4, per_device=PER_DEVICE, num_classes=NUM_CLASSES)
-            for _ in range(STEPS)]
+    batches = [helpers.two_domain_batch(rng, devices=4, per_device=PER_DEVICE, num_classes=NUM_CLASSES)
+               for _ in range(STEPS)]
+    if labeller_probs:  # the host's centroid table, sharded with its rows
+        for batch in batches:
+            batch["target"]["labeller_probs"] = rng.dirichlet(
+                np.ones(NUM_CLASSES), size=(4, PER_DEVICE)).astype(np.float32)
+    return batches
 
 
 def assert_same(a, b):
@@ -48,33 +57,45 @@ def assert_same(a, b):
     np.testing.assert_allclose(state_a.prototypes.emotion, state_b.prototypes.emotion, atol=2e-5)
 
 
-# The previous default's variants run the same code paths as the current ones (d differs).
-@pytest.mark.parametrize("method", sorted(set(methods.METHODS) - set(methods.PREVIOUS_DEFAULT_VARIANTS)))
-def test_one_device_equals_four(method):
-    """Every method: 1 pmap device and 4 shard_map devices agree (the same body under both backends);
-    for Emo-DNA also 4 pmap devices, whose replicas must stay identical."""
-    config = helpers.tiny_config(method)
-    batches = make_batches()
-    if config.pseudo.labeller != "head":  # the host's centroid table, sharded with its rows
-        rng = np.random.default_rng(1)
-        for batch in batches:
-            batch["target"]["labeller_probs"] = rng.dirichlet(
-                np.ones(NUM_CLASSES), size=(4, PER_DEVICE)).astype(np.float32)
+# (method, overrides): every distinct path of the step, switches that combine tested together (each
+# case compiles two steps for two backends: about 10-30 s on 2 idle cores).
+CASES = {
+    # The default: TIM-Net, per-corpus BN, FreeMatch, prototype alignment, MMD (also on 4 pmap devices).
+    "emodna": ("emodna", {}),
+    # Gradient reversal head, shared BN, shared trunk, no corpus encoder.
+    "dann_shared_bn_trunk": ("dann", {"model.batch_norm": "shared", "model.shared_blocks": 1}),
+    "centroid_lmmd_quantile_ema_diversity": ("emodna", {
+        "pseudo.labeller": "centroid", "loss.class_align": "lmmd", "pseudo.threshold": "quantile",
+        "loss.diversity_weight": 0.5}),
+    "flexmatch_coral_agreement_consistency_ema": ("emodna", {
+        "pseudo.threshold": "flexmatch", "loss.corpus_align": "coral", "pseudo.distribution_alignment": True,
+        "pseudo.agreement": True, "loss.consistency_weight": 0.5, "pseudo.teacher": "ema"}),
+    "mlp": ("emodna", {"model.backbone": "mlp", "model.hidden_dim": 8}),
+    "mlp_shared_bn_consistency": ("emodna", {"model.backbone": "mlp", "model.hidden_dim": 8,
+                                             "model.batch_norm": "shared", "loss.consistency_weight": 0.5}),
+    "linear_source_only": ("source_only", {"model.backbone": "linear"}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_one_device_equals_four_with_dropout_on(case):
+    """1 pmap device and 4 shard_map devices agree (the same body under both backends); for the
+    default also 4 pmap devices, whose replicas must stay identical."""
+    method, overrides = CASES[case]
+    config = helpers.tiny_config(method, **{"model.dropout_rate": DROPOUT, **overrides})
+    assert config.model.dropout_rate > 0
+    batches = make_batches(labeller_probs=config.pseudo.labeller != "head")
     one = run(config, "pmap", 1, batches)
     assert np.all(np.isfinite(one[1]))
     assert_same(one, run(config, "shard_map", 4, batches))
-    if method == "emodna":
+    if case == "emodna":
         assert_same(one, run(config, "pmap", 4, batches))
 
 
-@pytest.mark.parametrize("variant", [
-    # Options that combine are tested together (each compile costs seconds on 2 cores).
-    {"loss.class_align": "lmmd", "pseudo.threshold": "quantile", "pseudo.teacher": "ema",
-     "loss.diversity_weight": 0.5},
-    {"pseudo.threshold": "flexmatch", "loss.corpus_align": "coral", "pseudo.distribution_alignment": True,
-     "pseudo.agreement": True},
-])
-def test_options_one_device_equals_four(variant):
-    config = helpers.tiny_config("emodna", **variant)
-    batches = make_batches(2)
-    assert_same(run(config, "pmap", 1, batches), run(config, "shard_map", 4, batches))
+def test_dropout_acts_in_the_step():
+    """The invariance above is not dropout doing nothing: another seed's masks change the losses."""
+    config = helpers.tiny_config("emodna", **{"model.dropout_rate": DROPOUT})
+    batches = make_batches()
+    a = run(config, "pmap", 1, batches)
+    off = run(helpers.tiny_config("emodna", **{"model.dropout_rate": 0.0}), "pmap", 1, batches)
+    assert abs(a[1][0] - off[1][0]) > 1e-4
