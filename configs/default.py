@@ -30,8 +30,11 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.corpora_root = ""
     # Where TFDS writes built datasets; "" means ~/.cache/emodna_jax/tfds.
     c.data_dir = ""
-    # TFDS builder config = front end; the default is the authors' 39 MFCCs, 22,050 Hz, 96,000 samples.
-    c.features = "mfcc39"
+    # TFDS builder config = front end. "affect" (the default): 78 eGeMAPS-like utterance functionals
+    # computed with librosa from the whole utterance, one frame [1, 78] (emodna_jax/functionals.py);
+    # "mfcc39": the authors' 39 MFCCs, 22,050 Hz, 96,000 samples [188, 39]; "affect_frames" [401, 24];
+    # "logmel64"; "egemaps"/"compare" (openSMILE, optional: requirements-opensmile.txt).
+    c.features = "affect"
     # Feature standardisation: "speaker" (each speaker by its own unlabelled statistics; reads speaker
     # ids, no label; adopted by a rule fixed beforehand, benchmarks/RESULTS.md "Speaker
     # normalisation"), "corpus" (each corpus by its own; the default before), "utterance" (each
@@ -53,8 +56,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     # ---- model ------------------------------------------------------------------------------
     c.model = ml_collections.ConfigDict()
     # Encoder architecture: "timnet" (TIM-Net over frame sequences, the authors'), "mlp" (MLPs over
-    # utterance functionals) or "linear" (no hidden layer: the linear probe through the same trainer).
-    c.model.backbone = "timnet"
+    # utterance functionals) or "linear" (no hidden layer: the linear probe through the same trainer);
+    # "auto" = mlp for a one-frame front end (affect, egemaps), timnet for frame sequences (mfcc39).
+    c.model.backbone = "auto"
     c.model.hidden_dim = 256  # mlp: width of each hidden layer.
     c.model.num_layers = 2  # mlp: hidden layers per encoder.
     c.model.filters = 39  # TIM-Net's channel width (= number of MFCCs in the authors' code).
@@ -187,6 +191,7 @@ def shrink_for_smoke_test(c: ml_collections.ConfigDict) -> None:
     """Tiny model and schedule so that a whole run takes seconds on a CPU."""
     c.model.filters = 8
     c.model.dilations = 3
+    c.model.hidden_dim = 32
     c.model.embed_dim = 16
     c.batch_size = 16
     c.num_steps = 12

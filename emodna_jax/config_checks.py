@@ -15,7 +15,7 @@ NORMALIZATION = ("corpus", "speaker", "utterance", "none")
 TEACHERS = ("student", "ema")
 LABELLERS = ("head", "centroid", "head_and_centroid")
 BATCH_NORM = ("shared", "per_corpus")
-FEATURES = ("mfcc39", "logmel64")  # front ends the builders write (features.FEATURE_CONFIGS; a test keeps them equal)
+FEATURES = ("mfcc39", "logmel64", "affect", "affect_frames", "egemaps", "compare")  # front ends the builders write (features.FEATURE_CONFIGS; a test keeps them equal)
 FOLDER_PREFIX = "folder:"
 # The emotions each named corpus has (its label table; corpora.VALID_NAMES, a test keeps them equal).
 CORPUS_EMOTIONS: dict[str, frozenset[str]] = {
@@ -116,8 +116,8 @@ def _inert_thresholds(config: ml_collections.ConfigDict) -> None:
 def _model(config: ml_collections.ConfigDict) -> None:
     """The backbone and its fields; TIM-Net needs frame sequences (T > 1) from the front end."""
     model = config.model
-    backbone = model.get("backbone", "timnet")
-    _choice(backbone, models.BACKBONES, "model.backbone")
+    _choice(model.get("backbone", "timnet"), ("auto",) + models.BACKBONES, "model.backbone")
+    backbone = models.backbone_of(config)
     _choice(model.batch_norm, BATCH_NORM, "model.batch_norm")
     _require(model.shared_blocks == 0 or backbone == "timnet",
              f"config.model.shared_blocks={model.shared_blocks} shares TIM-Net blocks, which the "

@@ -26,6 +26,23 @@ from emodna_jax.layers import (  # noqa: F401  (re-exported: the model's public 
 BACKBONES = ("timnet", "mlp", "linear")
 
 
+def resolve_backbone(backbone: str, feature_frames: int | None) -> str:
+    """config.model.backbone as it runs: "auto" is the MLP over a one-frame front end (utterance
+    functionals such as `affect`) and TIM-Net over frame sequences (`mfcc39`, `affect_frames`)."""
+    if backbone != "auto":
+        return backbone
+    return "mlp" if feature_frames == 1 else "timnet"
+
+
+def backbone_of(config: Any) -> str:
+    """The backbone a config runs (resolves "auto" from the front end's frame count)."""
+    from emodna_jax import features  # librosa; imported here so the model module stays light to import
+
+    name = config.get("features", "")
+    frames = features.get_feature_config(name).shape[0] if name in features.FEATURE_CONFIGS else None
+    return resolve_backbone(config.model.get("backbone", "timnet"), frames)
+
+
 def _ids(example_ids: jax.Array | None, x: jax.Array) -> jax.Array:
     """Example ids for the rows of x [B, ...]: the given ones, or 0 .. B-1 (one device, no split)."""
     return jnp.arange(x.shape[0], dtype=jnp.int32) if example_ids is None else example_ids
@@ -363,7 +380,7 @@ def create_model(config: Any, *, num_classes: int, num_corpora: int, axis_name: 
     return EmoDNAModel(
         num_classes=num_classes,
         num_corpora=num_corpora,
-        backbone=model.get("backbone", "timnet"),
+        backbone=backbone_of(config),
         filters=model.filters,
         kernel_size=model.kernel_size,
         dilations=model.dilations,
