@@ -22,6 +22,7 @@ only by train.py's final report, after training.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import glob
 import hashlib
 import json
@@ -291,6 +292,7 @@ def main() -> None:
                    help="seed: every task and method for seed 0, then seed 1, ... (a partial table is "
                         "usable early); method: all seeds of a method before the next")
     p.add_argument("--report_only", action="store_true")
+    p.add_argument("--jobs", type=int, default=1, help="runs at once (separate processes)")
     p.add_argument("--write_results", action="store_true", help="replace '## <section>' in RESULTS.md")
     p.add_argument("--section", default="Accuracy", help="the RESULTS.md section the report goes to")
     p.add_argument("--source_side_only", action="store_true",
@@ -306,11 +308,17 @@ def main() -> None:
         jobs = [(t, m, s) for s in seeds for m in methods for t in tasks]
         if args.order == "method":
             jobs = [(t, m, s) for m in methods for s in seeds for t in tasks]
-        for i, (task, method, seed) in enumerate(jobs):
+        def one(i_job):
+            i, (task, method, seed) = i_job
             spent = run_one(task, method, seed, os.path.join(setting_dir, task, method, f"seed{seed}"),
                             args.set, args.data_dir)
             if spent:
                 print(f"[{i + 1}/{len(jobs)}] {task} {method} seed {seed}: {spent / 60:.1f} min", flush=True)
+
+        # Runs are separate processes; --jobs > 1 runs that many at once (a run of the MLP default uses
+        # about one core, so --jobs=2 fills a 2-core machine).
+        with concurrent.futures.ThreadPoolExecutor(max(1, args.jobs)) as pool:
+            list(pool.map(one, enumerate(jobs)))
     command = shlex.join(["python", "benchmarks/accuracy_benchmark.py"]
                          + [a for a in sys.argv[1:] if a != "--write_results"
                             and (a != "--report_only" or args.setting_dir)])  # an archive is only reported

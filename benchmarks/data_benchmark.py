@@ -160,7 +160,7 @@ def main() -> None:
     lines += separability
     lines += ["", "The pipeline slices in-memory arrays by a seeded index sampler, so it delivers "
               "about three orders of magnitude more examples per second than a training step "
-              "consumes (a few hundred per second on this CPU, DESIGN §7): it is never the "
+              "consumes (a few hundred per second on this CPU): it is never the "
               "bottleneck. `tfds build` (data/tfds_cli.py) without --config builds every front "
               "end, so it takes about twice these times."]
     text = "\n".join(lines) + "\n\n"

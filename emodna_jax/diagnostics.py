@@ -1,4 +1,4 @@
-"""Label-free diagnostics of the target predictions (DESIGN §6): computed without target labels, so
+"""Label-free diagnostics of the target predictions (docs/method.md §11): computed without target labels, so
 they may guide design choices where target UAR must not.
 
 All functions are pure numpy on host arrays; `probs` is [N, K] class probabilities (rows sum to 1).

@@ -120,7 +120,7 @@ class FeatureConfig:
 FEATURE_CONFIGS: dict[str, FeatureConfig] = {
     c.name: c
     for c in (
-        # The authors' front end (DESIGN §3): [188, 39].
+        # The authors' front end (docs/method.md §3.1): [188, 39].
         FeatureConfig(name="mfcc39"),
         # A log-mel alternative common in SER: 16 kHz, 25 ms windows, 10 ms hop, 4 s: [401, 64].
         FeatureConfig(name="logmel64", kind="logmel", sample_rate=16000, num_samples=64000,

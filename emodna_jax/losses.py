@@ -1,4 +1,4 @@
-"""Every loss of Emo-DNA and its baselines as a pure function (DESIGN §4, STYLE item 4).
+"""Every loss of Emo-DNA and its baselines as a pure function (docs/method.md §7).
 
 Conventions: arguments are keyword-only; shapes are in each docstring (B examples, h features,
 K classes, D corpora); per-example losses return one value per example together with the mask of the
@@ -90,7 +90,7 @@ def decoupling_loss(
     corpus_labels: jax.Array, emotion_prototypes: jax.Array, corpus_prototypes: jax.Array,
     temperature: float, emotion_mask: jax.Array, corpus_mask: jax.Array,
 ) -> DecouplingLoss:
-    """Contrastive emotion decoupling (DESIGN §4, loss 3), per example.
+    """Contrastive emotion decoupling (docs/method.md §7.3), per example.
 
     emotion side: u = n(z_e) pulled to P_e[y], pushed from the other emotion prototypes AND every
     corpus prototype; corpus side: v = n(z_c) pulled to P_c[d], pushed from the other corpus
@@ -117,7 +117,7 @@ def class_alignment_loss(
     *, features: jax.Array, pseudo_labels: jax.Array, prototypes: jax.Array, temperature: float,
     mask: jax.Array,
 ) -> tuple[jax.Array, jax.Array]:
-    """Class-level prototype alignment: -log softmax_k(n(z_t).P_e[k] / tau)[y^] (DESIGN §4, loss 5).
+    """Class-level prototype alignment: -log softmax_k(n(z_t).P_e[k] / tau)[y^] (docs/method.md §7.5).
 
     features: z_e of target examples [B, h]; pseudo_labels: y^ [B]; prototypes: P_e [K, h];
     mask: [B] confident examples. Returns (loss [B], mask [B]) as `prototype_nll`.
@@ -149,7 +149,7 @@ def mmd_loss(
     *, source: jax.Array, target: jax.Array, source_mask: jax.Array, target_mask: jax.Array,
     bandwidth_multipliers: Sequence[float] = (0.25, 0.5, 1.0, 2.0, 4.0),
 ) -> jax.Array:
-    """Multi-kernel Gaussian MMD^2, biased estimate (DAN; DESIGN §4, loss 4).
+    """Multi-kernel Gaussian MMD^2, biased estimate (DAN; docs/method.md §7.4).
 
     MMD^2 = w^T K w with w = [m_s / sum m_s, -m_t / sum m_t] over the pooled batch, i.e.
     mean K_ss + mean K_tt - 2 mean K_st over valid examples.

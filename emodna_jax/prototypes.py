@@ -1,4 +1,4 @@
-"""Prototype banks: EMA of L2-normalised features per emotion class and per corpus (DESIGN §4).
+"""Prototype banks: EMA of L2-normalised features per emotion class and per corpus (docs/method.md §5).
 
 The banks are not trained by gradients; they live in the train state and are updated after every
 step, from that step's forward pass under stop-gradient. Everything here is pure: the train step

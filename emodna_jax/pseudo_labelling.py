@@ -1,5 +1,5 @@
 """Target pseudo-labels for the train step: a stop-gradient forward, the threshold update, optional
-distribution alignment and weak/strong agreement (DESIGN §4's adaptive thresholds and this project's
+distribution alignment and weak/strong agreement (docs/method.md §6: adaptive thresholds and this project's
 safeguards, all config options)."""
 
 import jax

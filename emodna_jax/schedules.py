@@ -20,7 +20,7 @@ def alignment_weight(step: jnp.ndarray, *, num_steps: int) -> jnp.ndarray:
     """s(step) of the corpus-level alignment: the DANN ramp with p = step / num_steps.
 
     A scale-invariant MMD has a gradient of order 1/|z|; unramped, it swamps the classification loss
-    while |z_e| is still small (DESIGN §4)."""
+    while |z_e| is still small (docs/method.md §8)."""
     progress = jnp.clip(step / max(num_steps, 1), 0.0, 1.0)
     return dann_ramp(progress)
 

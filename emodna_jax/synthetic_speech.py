@@ -1,7 +1,7 @@
 """Speech-like synthetic emotional corpora, by source-filter synthesis (pure numpy).
 
 The embedded default data of the project: three small "corpora" a, b and c whose factors are known by
-construction, so that design choices can be made without touching a real target's labels (DESIGN §6).
+construction, so that design choices can be made without touching a real target's labels (docs/method.md §10).
 
 * EMOTION lives in prosody only, with the same effect table in every corpus: pitch level and range,
   speaking rate and pausing, loudness, and voice quality (breathiness, jitter, shimmer, spectral tilt).

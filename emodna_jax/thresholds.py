@@ -1,4 +1,4 @@
-"""Adaptive per-class confidence thresholds for target pseudo-labels (DESIGN §4).
+"""Adaptive per-class confidence thresholds for target pseudo-labels (docs/method.md §6).
 
 State lives in the train state. The train step averages the statistics over the GLOBAL batch
 (`lax.psum` of sums and counts) before calling `update_thresholds`, so every replica agrees.

@@ -175,7 +175,7 @@ def train_step(
 
 def _monitors(parts, out, grads, num_source, confident, target_probs, tau, state,
               settings: StepSettings, index=None) -> dict[str, jax.Array]:
-    """Label-free monitors of DESIGN §4, all reduced over the global batch; with pseudo-labels also
+    """Label-free monitors of docs/method.md §11, all reduced over the global batch; with pseudo-labels also
     "examples/pseudo_label" [global Bt] (-1: not confident) and "examples/target_index" (the batch's
     "index"), gathered over devices, for the host's run-long tally (run_logging.PseudoLabelTally)."""
     ax = settings.axis_name

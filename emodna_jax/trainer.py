@@ -238,7 +238,7 @@ def _target_monitor(config, fns, state, data) -> dict[str, float]:
 
 
 def label_free_diagnostics(predictions: evaluation.Predictions) -> dict[str, Any]:
-    """Diagnostics of the target computed without its labels (DESIGN §6)."""
+    """Diagnostics of the target computed without its labels (docs/method.md §10)."""
     return {
         "snd": float(diagnostics.soft_neighborhood_density(probs=predictions.probs)),
         "mean_prediction_entropy": float(diagnostics.mean_prediction_entropy(predictions.probs)),

@@ -134,7 +134,7 @@ def test_mmd_is_scale_invariant_and_alone_does_not_shrink_features():
     b = losses.mmd_loss(source=0.01 * s, target=0.01 * t, source_mask=ones, target_mask=ones)
     np.testing.assert_allclose(a, b, rtol=1e-4)
     # A linear encoder trained by MMD alone for 50 steps: the features must not collapse in scale
-    # (with a stop-gradient on the bandwidth they shrink towards zero, DESIGN §4).
+    # (with a stop-gradient on the bandwidth they shrink towards zero, docs/method.md §7.4).
     w = jnp.eye(4)
     loss = lambda w: losses.mmd_loss(source=s @ w, target=t @ w, source_mask=ones, target_mask=ones)  # noqa: E731
     norm0 = float(jnp.linalg.norm(s @ w, axis=-1).mean())
