@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from configs import default
-from emodna_jax import checkpointing, evaluation, inference, input_pipeline, run_logging, trainer
+from emodna_jax import checkpointing, evaluation, features, inference, input_pipeline, run_logging, trainer
 
 METRICS = ("uar", "war", "per_class_recall", "confusion")
 
@@ -182,10 +182,11 @@ def test_predicting_files_matches_the_eval_stream(uninterrupted, tmp_path):
     speaker = utterances[0].speaker.name
     wanted = [u for u in utterances if u.speaker.name == speaker][::12]  # 5 of one target speaker
     folder = tmp_path / "audio"
+    rate = features.get_feature_config(config.features).sample_rate  # as the builder synthesised them
     for utt in wanted:
         path = folder / utt.file
         path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(str(path), synthetic_speech.synthesize(utt, sample_rate=22050), 22050, subtype="FLOAT")
+        sf.write(str(path), synthetic_speech.synthesize(utt, sample_rate=rate), rate, subtype="FLOAT")
     with pytest.raises(ValueError, match="not a speaker of the target corpus"):
         inference.predict_files(workdir, str(folder), output=str(tmp_path / "p.csv"), speaker="nobody")
     unknown = inference.predict_files(workdir, str(folder), output=str(tmp_path / "p.csv"))
