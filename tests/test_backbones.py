@@ -157,7 +157,9 @@ def test_model_refusals_name_the_field(overrides, expected):
 
 
 def test_backbone_configs_pass():
-    for backbone in models.BACKBONES:
+    for backbone in ("auto",) + models.BACKBONES:  # TIM-Net over a frame front end
+        config_checks.validate(_smoke(features="affect_frames", **{"model.backbone": backbone}))
+    for backbone in ("auto", "mlp", "linear"):  # the default one-frame front end
         config_checks.validate(_smoke(**{"model.backbone": backbone}))
     config_checks.validate(_smoke(**{"model.backbone": "linear", "model.num_layers": 0}))
 
@@ -169,10 +171,19 @@ def test_timnet_over_one_frame_functionals_is_refused_with_the_backbone_to_use(m
     monkeypatch.setitem(features.FEATURE_CONFIGS, one_frame.name, one_frame)
     monkeypatch.setattr(config_checks, "FEATURES", tuple(config_checks.FEATURES) + (one_frame.name,))
     with pytest.raises(ConfigError) as error:
-        config_checks.validate(_smoke(features=one_frame.name))
+        config_checks.validate(_smoke(features=one_frame.name, **{"model.backbone": "timnet"}))
     assert "--config.model.backbone=mlp" in str(error.value)
     assert "config.features='functionals_test'" in str(error.value)
     config_checks.validate(_smoke(features=one_frame.name, **{"model.backbone": "mlp"}))
+    config_checks.validate(_smoke(features=one_frame.name))  # "auto" picks the MLP
+
+
+def test_auto_backbone_follows_the_front_end():
+    assert models.resolve_backbone("auto", 1) == "mlp"
+    assert models.resolve_backbone("auto", 188) == "timnet"
+    assert models.resolve_backbone("linear", 188) == "linear"
+    assert models.backbone_of(_smoke()) == "mlp"  # the default front end `affect` is one frame
+    assert models.backbone_of(_smoke(features="mfcc39")) == "timnet"  # the authors' front end
 
 
 @pytest.mark.parametrize("backbone", ["linear", "mlp"])

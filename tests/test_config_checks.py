@@ -91,8 +91,8 @@ REFUSALS = [
     ({"distributed": True, "coordinator_address": "h:1", "num_processes": 2, "process_id": 2},
      ["config.process_id=2", "num_processes=2"]),
     ({"model.batch_norm": "per_domain"}, ["config.model.batch_norm='per_domain'", "per_corpus"]),
-    ({"model.shared_blocks": 3}, ["config.model.shared_blocks=3", "model.dilations=3"]),
-    ({"model.shared_blocks": -1}, ["config.model.shared_blocks=-1", "0 = separate"]),
+    ({"features": "mfcc39", "model.shared_blocks": 3}, ["config.model.shared_blocks=3", "model.dilations=3"]),
+    ({"features": "mfcc39", "model.shared_blocks": -1}, ["config.model.shared_blocks=-1", "0 = separate"]),
 ]
 
 

@@ -301,13 +301,13 @@ def test_synthetic_task_through_tfds(synthetic_data_dir):  # noqa: F811
     c.data_dir, c.batch_size, c.eval_batch_size = synthetic_data_dir, 16, 64
     c.source_val_speakers = "am2"
     data = ip.create_task_data(c, num_devices=4)
-    assert data.class_names == FIVE and data.feature_shape == (188, 39)
+    assert data.class_names == FIVE and data.feature_shape == (1, 78)  # the default front end, affect
     assert (data.num_source, data.num_target) == (150, 200)
     batch = data.train_batch(0)
-    assert batch["source"]["features"].shape == (4, 4, 188, 39)
+    assert batch["source"]["features"].shape == (4, 4, 1, 78)
     assert set(batch["target"]) == {"features", "corpus", "index"}  # no target label in training
-    # Corpus normalisation: the target's own frames have zero mean and unit std per coefficient.
-    frames = data.target.features.reshape(-1, 39)
+    # Speaker normalisation: the target's own frames have zero mean and unit std per coefficient.
+    frames = data.target.features.reshape(-1, 78)
     np.testing.assert_allclose(frames.mean(0), 0, atol=1e-3)
     np.testing.assert_allclose(frames.std(0), 1, atol=1e-3)
     n_eval = sum(int(b["mask"].sum()) for b in data.eval_batches("target"))

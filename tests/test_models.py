@@ -79,7 +79,8 @@ def test_shared_trunk_is_two_encoders_whose_lower_blocks_hold_the_same_weights(b
     """model.shared_blocks = s: the emotion and corpus encoders share their input projection and
     lower s blocks. The same function as separate encoders whose lower blocks are copies of the trunk,
     in training and in inference mode, with fewer parameters."""
-    config = helpers.tiny_config("emodna", **{"model.dilations": 3, "model.batch_norm": batch_norm})
+    config = helpers.tiny_config("emodna", **{"model.backbone": "timnet", "model.dilations": 3,
+                                              "model.batch_norm": batch_norm})
     separate = models.create_model(config, num_classes=3, num_corpora=2, axis_name=None)
     config.model.shared_blocks = 2
     shared = models.create_model(config, num_classes=3, num_corpora=2, axis_name=None)
