@@ -132,3 +132,8 @@ def batch_norm(h: jax.Array, split: jax.Array | float, *, per_corpus: bool, trai
         return CorpusBatchNorm(use_running_average=not train, momentum=momentum, axis_name=axis_name,
                                num_source=num_source, stream=stream)(h, split)
     return nn.BatchNorm(use_running_average=not train, momentum=momentum, axis_name=axis_name)(h)
+
+
+def example_ids_or_range(example_ids: jax.Array | None, x: jax.Array) -> jax.Array:
+    """Example ids for the rows of x [B, ...]: the given ones, or 0 .. B-1 (one device, no split)."""
+    return jnp.arange(x.shape[0], dtype=jnp.int32) if example_ids is None else example_ids
