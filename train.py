@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 # JAX's persistent compilation cache: a second run with the same shapes (another seed, task or grid
 # point) loads its train step instead of compiling it (about 18 s of a 35 s CPU run of the default).
-# Set JAX_COMPILATION_CACHE_DIR to another folder, or to "" to compile every time.
+# Set JAX_COMPILATION_CACHE_DIR for another folder; JAX_ENABLE_COMPILATION_CACHE=false compiles every time.
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
                       os.path.join(os.path.expanduser("~"), ".cache", "emodna_jax", "jax_cache"))
 
