@@ -10,7 +10,7 @@ import ml_collections
 import numpy as np
 
 from emodna_jax import (
-    checkpointing, evaluation, features, normalization, run_logging, trainer)
+    checkpointing, evaluation, features, model_setup, normalization, reporting, run_logging)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 # predictions.csv gets a centroid_prediction column from this many files per class upwards.
@@ -36,11 +36,11 @@ def load_run(workdir: str, *, defaults: ml_collections.ConfigDict | None = None,
             config[key] = value
     # Evaluation and prediction run in one process, whatever trained the model.
     config.update({"distributed": False, "coordinator_address": "", "num_processes": 0, "process_id": -1})
-    _, data, fns = trainer.setup(config)
+    _, data, fns = model_setup.setup(config)
     checkpointer = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=10**6)
     if checkpointer.latest_step() is None:
         raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints: train first (train.py --workdir={workdir})")
-    state, _ = checkpointer.restore(trainer.init_state(config, fns, data))
+    state, _ = checkpointer.restore(model_setup.init_state(config, fns, data))
     checkpointer.close()
     return config, data, fns, fns.backend.replicate(state)
 
@@ -70,7 +70,7 @@ def evaluate_workdir(workdir: str, *, corpus: str | None = None, split: str | No
     result = {"workdir": os.path.abspath(workdir), "corpus": config.target, "split": config.target_split,
               "method": config.method, "classes": list(data.class_names),
               "step": int(jax.device_get(fns.backend.unreplicate(state).step)), **summary,
-              "label_free": trainer.label_free_diagnostics(predictions),
+              "label_free": reporting.label_free_diagnostics(predictions),
               "centroid": evaluation.report(centroids, data.class_names)}
     if not predictions.has_labels:
         result["predictions"] = _prediction_rows([e.file for e in data.eval_examples("target")], predictions,
@@ -79,7 +79,7 @@ def evaluate_workdir(workdir: str, *, corpus: str | None = None, split: str | No
     os.makedirs(out_dir, exist_ok=True)
     run_logging.write_json(os.path.join(out_dir, f"{name}.json"), result)
     if config.plots:
-        trainer.write_plots(config, out_dir, fns, state, data, predictions, summary, prefix=f"{name}_")
+        reporting.write_plots(config, out_dir, fns, state, data, predictions, summary, prefix=f"{name}_")
     return result
 
 

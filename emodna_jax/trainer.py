@@ -18,8 +18,11 @@ import ml_collections
 import numpy as np
 
 from emodna_jax import (
-    checkpointing, config_checks, diagnostics, evaluation, input_pipeline, parallel, plots,
-    run_logging, step_functions, target_labeller, thresholds, train_state)
+    checkpointing, evaluation, parallel, run_logging, target_labeller, thresholds)
+# setup/init_state and the report's diagnostics and plots are shared with inference.py, which does
+# not import this module; the names stay importable from here.
+from emodna_jax.model_setup import init_state, setup, start_processes  # noqa: F401
+from emodna_jax.reporting import label_free_diagnostics, write_plots  # noqa: F401
 
 
 class _StopFlag:
@@ -45,38 +48,6 @@ class _StopFlag:
     def __exit__(self, *exc: Any) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
-
-
-def setup(config: ml_collections.ConfigDict) -> tuple[parallel.Backend, Any, step_functions.StepFunctions]:
-    """Validates the config, then builds backend, data and step functions (nothing compiled yet)."""
-    config_checks.validate(config)
-    if config.distributed:
-        start_processes(config)
-    backend = parallel.create_backend(config.backend, num_devices=config.num_devices)
-    config_checks.validate(config, num_devices=backend.num_devices, process_count=jax.process_count())
-    data = input_pipeline.create_task_data(
-        config, num_devices=backend.num_devices, process_index=jax.process_index(),
-        process_count=jax.process_count())
-    fns = step_functions.make_step_functions(config, num_classes=len(data.class_names), backend=backend)
-    return backend, data, fns
-
-
-def start_processes(config: ml_collections.ConfigDict) -> None:
-    """Joins this process to the run's others (`jax.distributed.initialize`), before any device use."""
-    # CPU processes need a collectives implementation to reach each other; other platforms ignore it.
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    given = {"coordinator_address": config.coordinator_address or None,
-             "num_processes": config.num_processes or None,
-             "process_id": config.process_id if config.process_id >= 0 else None}
-    jax.distributed.initialize(**{k: v for k, v in given.items() if v is not None})
-
-
-def init_state(config, fns, data) -> Any:
-    """A fresh train state on the host, built by one compiled call (initialising eagerly runs
-    about a hundred small compilations: seconds on a CPU)."""
-    create = lambda: train_state.create_train_state(  # noqa: E731
-        config, fns.model, fns.tx, feature_shape=data.feature_shape)
-    return jax.device_get(jax.jit(create)())
 
 
 def restore_or_init(config, fns, data, checkpointer) -> tuple[Any, int, dict[str, Any]]:
@@ -237,15 +208,6 @@ def _target_monitor(config, fns, state, data) -> dict[str, float]:
     return out
 
 
-def label_free_diagnostics(predictions: evaluation.Predictions) -> dict[str, Any]:
-    """Diagnostics of the target computed without its labels (docs/method.md §10)."""
-    return {
-        "snd": float(diagnostics.soft_neighborhood_density(probs=predictions.probs)),
-        "mean_prediction_entropy": float(diagnostics.mean_prediction_entropy(predictions.probs)),
-        "prediction_histogram": [float(v) for v in diagnostics.prediction_histogram(predictions.probs)],
-    }
-
-
 def source_val_scores(fns, state, data) -> dict[str, Any]:
     """UAR on the held-out source speakers, by the head and by their own class centroids."""
     val = evaluation.predict(fns, state, data.eval_batches("source_val"), split="source_val")
@@ -307,25 +269,3 @@ def final_report(config, workdir, fns, state, data, last_metrics, timing, writer
         print(f"[train] target UAR {results['uar']:.2f}  WAR {results['war']:.2f}  -> {workdir}/results.json",
               flush=True)
     return results
-
-
-def write_plots(config, workdir, fns, state, data, target, summary, writer=None, prefix="",
-                source=None) -> None:
-    """<prefix>confusion.png, <prefix>embeddings.png (source + target features) and curves.png;
-    `source`: the source split's predictions, made here when not given."""
-    if "confusion" in summary:
-        plots.plot_confusion(np.asarray(summary["confusion"]), list(data.class_names),
-                             os.path.join(workdir, f"{prefix}confusion.png"),
-                             title=f"{config.method}: {config.source} -> {config.target}")
-    if source is None:
-        source = evaluation.predict(fns, state, data.eval_batches("source"), split="source")
-    both = lambda a, b: None if a is None or b is None else np.concatenate([a, b])  # noqa: E731
-    plots.plot_embeddings(
-        emotion_features=both(source.z_e, target.z_e), corpus_features=both(source.z_c, target.z_c),
-        labels=np.concatenate([source.labels, target.labels]),
-        corpora=np.concatenate([np.zeros(len(source.labels), int), np.ones(len(target.labels), int)]),
-        class_names=list(data.class_names), corpus_names=[config.source, config.target],
-        path=os.path.join(workdir, f"{prefix}embeddings.png"),
-        title=f"{config.method}: {config.source} -> {config.target}", seed=config.seed)
-    if writer is not None and writer.history:
-        plots.plot_training_curves(writer.history, os.path.join(workdir, "curves.png"))
