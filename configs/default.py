@@ -49,8 +49,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     # The target split used both as unlabelled training data and as the test set
     # (the authors' protocol: the whole target corpus).
     c.target_split = "train"
-    # Held-out source speakers for source validation (label-free model selection on the target
-    # is impossible, so hyper-parameters are picked on these and on the synthetic corpora).
+    # Source speakers held out of training in a plain run ("auto" or "spk1,spk2"; "" = none); the
+    # label-free selection's grid points hold out select.val_speakers instead.
     c.source_val_speakers = ""
 
     # ---- model ------------------------------------------------------------------------------
@@ -165,16 +165,25 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.monitor_target_every = 0
     c.plots = True
 
-    # ---- label-free model selection (emodna_jax/selection.py) -------------------------------
+    # ---- label-free model selection (emodna_jax/selection.py, docs/method.md) -----------------
+    # Every method declares a small grid over its own weights (emodna_jax/methods.py), trains each
+    # point, and keeps the one its validator prefers, per task; the same protocol for every method.
     c.select = ml_collections.ConfigDict()
-    # A grid of settings to train and choose among without target labels: "FIELD=V1,V2;FIELD=V1,V2"
-    # (the Cartesian product), e.g. "loss.decoupling_weight=0.03,0.1,0.3;pseudo.tau_min=0.5,0.7".
-    # Each point trains into WORKDIR/grid/<point>/; WORKDIR/selection.json records every point and
-    # WORKDIR/results.json is the chosen one's. "" = no selection: one plain run.
-    c.select.grid = ""
-    # Which validator chooses (higher is better): dev | iwcv | source_uar | source_neg_ce (these need
-    # source_val_speakers) | snd | snd_features | information_maximization (target only).
+    # "FIELD=V1,V2;FIELD=V1,V2" (the Cartesian product). Each point trains into WORKDIR/grid/<point>/;
+    # WORKDIR/selection.json records every point. "" = no selection: one plain run. The default's grid,
+    # declared before any run of it: FreeMatch's adaptive thresholds or class-balanced quantile ones
+    # (pseudo.quantile_*), and the class-level alignment weight d at this project's 0.1 or the published 1.
+    c.select.grid = "pseudo.threshold=freematch,quantile;loss.class_align_weight=0.1,1.0"
+    # Which validator chooses (higher is better): dev (You et al. 2019) | iwcv | source_uar |
+    # source_neg_ce (these read the held-out speakers below) | snd | snd_features |
+    # information_maximization (target only).
     c.select.validator = "dev"
+    # Source speakers the grid's points hold out for the validators: "auto" = a fixed set per corpus
+    # (input_pipeline.AUTO_VAL_SPEAKERS; every fifth speaker of another corpus), or "spk1,spk2".
+    c.select.val_speakers = "auto"
+    # Train the chosen setting once more on the whole source (WORKDIR/refit/): its results.json is
+    # the run's, so every method ends on the same source data, with a grid or without.
+    c.select.refit = True
 
     parts = [p for p in arg.split(",") if p]
     if len([p for p in parts if p != "smoke"]) > 1:
@@ -201,3 +210,4 @@ def shrink_for_smoke_test(c: ml_collections.ConfigDict) -> None:
     c.checkpoint_every = 6
     c.eval_batch_size = 32
     c.shuffle_buffer = 64
+    c.select.grid = ""  # one plain run; tests of the selection declare their own grids

@@ -58,6 +58,20 @@ AUTO_VAL_SPEAKERS = {"casia": ("wangzhe",), "emodb": ("03", "08"), "emovo": ("f1
 DEFAULT_DATA_DIR = os.path.join("~", ".cache", "emodna_jax", "tfds")
 
 
+def auto_val_speakers(corpus: str, speakers) -> list[str]:
+    """source_val_speakers="auto": the fixed set of AUTO_VAL_SPEAKERS, or for another corpus every fifth
+    of its speakers in sorted order (the second, seventh, ...); refuses a corpus of fewer than 5."""
+    if corpus in AUTO_VAL_SPEAKERS:
+        return list(AUTO_VAL_SPEAKERS[corpus])
+    names = sorted(set(np.asarray(speakers).tolist()))
+    if len(names) < 5:
+        raise ValueError(f"source_val_speakers='auto' holds out every fifth speaker, and {corpus!r} has "
+                         f"{len(names)} ({', '.join(names)}): name the held-out speakers (e.g. "
+                         "--config.select.val_speakers=spk1), or choose a target-only validator "
+                         "(--config.select.validator=snd)")
+    return names[1::5]
+
+
 @dataclasses.dataclass
 class CorpusArrays:
     """One split of one corpus in host memory. features f32 [N, T, F]; labels int64 [N] (an index
@@ -350,11 +364,7 @@ def create_task_data(config: ml_collections.ConfigDict, *, num_devices: int, pro
 
     val_speakers = _split_names(config.get("source_val_speakers", ""))
     if val_speakers == ["auto"]:
-        if config.source not in AUTO_VAL_SPEAKERS:
-            raise ValueError(f"config.source_val_speakers='auto' knows the corpora "
-                             f"{', '.join(AUTO_VAL_SPEAKERS)}, not {config.source!r}: name the held-out "
-                             f"speakers, e.g. --config.source_val_speakers=spk1,spk2")
-        val_speakers = list(AUTO_VAL_SPEAKERS[config.source])
+        val_speakers = auto_val_speakers(config.source, source_all.speakers)
     unknown = sorted(set(val_speakers) - set(source_all.speakers))
     if unknown:
         raise ValueError(f"config.source_val_speakers names {', '.join(unknown)}, not speakers of "

@@ -35,55 +35,66 @@ class Method(NamedTuple):
 # run with it.
 DEEP_CORAL_WEIGHT = 1000.0
 
+# Label-free selection (configs/default.py: select): each method's grid over its own weights, declared
+# before any run of it; its validator (DEV) picks a point per task. A method without a grid is one plain
+# run: source-only and AdaBN have no weight to choose, and emodna_literal is the published setting.
+NO_GRID = ""
+
 METHODS: dict[str, Method] = {
     # ---- baselines: every Emo-DNA part off, BatchNorm statistics shared unless said ----------------
     "source_only": Method(
         "Labelled source only; target examples share the BatchNorm call (no free AdaBN).", True, {
             "model.batch_norm": "shared", "loss.corpus_id_weight": 0.0, "loss.decoupling_weight": 0.0,
             "loss.corpus_align": "none", "loss.corpus_align_weight": 0.0,
-            "loss.class_align": "none", "loss.class_align_weight": 0.0, "pseudo.threshold": "none"}),
+            "loss.class_align": "none", "loss.class_align_weight": 0.0, "pseudo.threshold": "none",
+            "select.grid": NO_GRID}),
     "adabn": Method(
         "Labelled source only with per-corpus BatchNorm statistics (AdaBN, Li et al. 2018): the control "
         "for the default's BatchNorm.", True, {
             "loss.corpus_id_weight": 0.0, "loss.decoupling_weight": 0.0,
             "loss.corpus_align": "none", "loss.corpus_align_weight": 0.0,
-            "loss.class_align": "none", "loss.class_align_weight": 0.0, "pseudo.threshold": "none"}),
+            "loss.class_align": "none", "loss.class_align_weight": 0.0, "pseudo.threshold": "none",
+            "select.grid": NO_GRID}),
     "mmd": Method(
         "Source classification plus corpus-level MMD (multi-kernel, Long et al. 2015).", True, {
             "model.batch_norm": "shared", "loss.corpus_id_weight": 0.0, "loss.decoupling_weight": 0.0,
             "loss.corpus_align_weight": 1.0,  # the base's MMD, at weight 1
-            "loss.class_align": "none", "loss.class_align_weight": 0.0, "pseudo.threshold": "none"}),
+            "loss.class_align": "none", "loss.class_align_weight": 0.0, "pseudo.threshold": "none",
+            "select.grid": "loss.corpus_align_weight=0.1,0.3,1.0"}),
     "dann": Method(
         "Source classification plus a corpus discriminator behind gradient reversal (DANN, Ganin et al. "
         "2016).", True, {
             "model.batch_norm": "shared", "loss.corpus_id_weight": 0.0, "loss.decoupling_weight": 0.0,
             "loss.corpus_align": "dann", "loss.corpus_align_weight": 1.0,
-            "loss.class_align": "none", "loss.class_align_weight": 0.0, "pseudo.threshold": "none"}),
+            "loss.class_align": "none", "loss.class_align_weight": 0.0, "pseudo.threshold": "none",
+            "select.grid": "loss.corpus_align_weight=0.1,0.3,1.0"}),
     "coral": Method(
         "Source classification plus CORAL with Deep CORAL's weight rule (Sun & Saenko 2016; weight "
         f"{DEEP_CORAL_WEIGHT:g}).", True, {
             "model.batch_norm": "shared", "loss.corpus_id_weight": 0.0, "loss.decoupling_weight": 0.0,
             "loss.corpus_align": "coral", "loss.corpus_align_weight": DEEP_CORAL_WEIGHT,
-            "loss.class_align": "none", "loss.class_align_weight": 0.0, "pseudo.threshold": "none"}),
+            "loss.class_align": "none", "loss.class_align_weight": 0.0, "pseudo.threshold": "none",
+            "select.grid": "loss.corpus_align_weight=100.0,1000.0,10000.0"}),
     "pseudo_label": Method(
         "Self-training: cross-entropy on target pseudo-labels above a fixed confidence threshold "
         "(pseudo.fixed_threshold).", True, {
             "model.batch_norm": "shared", "loss.corpus_id_weight": 0.0, "loss.decoupling_weight": 0.0,
             "loss.corpus_align": "none", "loss.corpus_align_weight": 0.0,
-            "loss.class_align": "cross_entropy", "loss.class_align_weight": 1.0, "pseudo.threshold": "fixed"}),
+            "loss.class_align": "cross_entropy", "loss.class_align_weight": 1.0, "pseudo.threshold": "fixed",
+            "select.grid": "pseudo.fixed_threshold=0.8,0.9,0.95"}),
     "self_training_balanced": Method(
         "Class-balanced self-training: cross-entropy on the most confident fraction of each predicted "
         "class (pseudo.quantile_start -> quantile_end over adaptation; Zou et al. 2018).", True, {
             "model.batch_norm": "shared", "loss.corpus_id_weight": 0.0, "loss.decoupling_weight": 0.0,
             "loss.corpus_align": "none", "loss.corpus_align_weight": 0.0,
             "loss.class_align": "cross_entropy", "loss.class_align_weight": 1.0,
-            "pseudo.threshold": "quantile"}),
+            "pseudo.threshold": "quantile", "select.grid": "pseudo.quantile_end=0.4,0.6,0.8"}),
     # ---- Emo-DNA --------------------------------------------------------------------------------
     "emodna_literal": Method(
         "Emo-DNA as published: the default's components with BatchNorm statistics shared by the corpora "
         "and the decoupling, corpus- and class-level weights at 1.", True, {
             "model.batch_norm": "shared", "loss.decoupling_weight": 1.0, "loss.corpus_align_weight": 1.0,
-            "loss.class_align_weight": 1.0}),
+            "loss.class_align_weight": 1.0, "select.grid": NO_GRID}),
     "emodna": Method(
         "Emo-DNA, this project's default (configs/default.py): the published components, per-corpus "
         "BatchNorm statistics, auxiliary weights 0.1, FreeMatch thresholds with floor 0.7.", False, {}),
@@ -96,10 +107,11 @@ METHODS: dict[str, Method] = {
     "emodna_no_class_align": Method(
         "The default without class-level alignment (pseudo-labels still feed the decoupling and the "
         "emotion prototypes).", False, {
-            "loss.class_align": "none", "loss.class_align_weight": 0.0}),
+            "loss.class_align": "none", "loss.class_align_weight": 0.0,
+            "select.grid": "pseudo.threshold=freematch,quantile"}),
     "emodna_fixed_threshold": Method(
         "The default with a fixed confidence threshold (pseudo.fixed_threshold) instead of the adaptive "
-        "ones.", False, {"pseudo.threshold": "fixed"}),
+        "ones.", False, {"pseudo.threshold": "fixed", "select.grid": "loss.class_align_weight=0.1,1.0"}),
 }
 
 # Every field some method sets: `expand_method_flag` writes all of them, so that a method chosen by

@@ -15,8 +15,15 @@ monitor: it is read from the point's results.json after every score exists and n
 `choose`, whose only input is the validators' values. The chosen run's results.json is copied to
 WORKDIR/results.json with a `selected` field.
 
+The grid's points hold out the source speakers `config.select.val_speakers` ("auto": a fixed set per
+corpus, emodna_jax/input_pipeline.py) for the validators that read held-out source data. With
+`config.select.refit` (the default) the chosen setting is then trained once more on the whole source
+(the config's own `source_val_speakers`) into WORKDIR/refit/, and that run's results.json is
+WORKDIR/results.json: every method, with a grid or without, ends on a model trained on the same
+source data.
+
 Started again with the same command, a selection reuses every finished point (results.json and
-scores.json present) and resumes an interrupted one from its checkpoint.
+scores.json present) and resumes an interrupted one (or the refit) from its checkpoint.
 """
 
 import itertools
@@ -32,6 +39,7 @@ import numpy as np
 from emodna_jax import config_checks, run_logging, validators
 
 GRID_DIR = "grid"
+REFIT_DIR = "refit"
 SCORES_FILE = "scores.json"
 SELECTION_FILE = "selection.json"
 
@@ -93,9 +101,13 @@ def point_name(settings: dict[str, Any]) -> str:
     return re.sub(r"[^A-Za-z0-9._=+-]", "_", name)
 
 
-def point_config(config: ml_collections.ConfigDict, settings: dict[str, Any]) -> ml_collections.ConfigDict:
-    """A copy of `config` with the point's settings and no grid (each point is a plain run)."""
+def point_config(config: ml_collections.ConfigDict, settings: dict[str, Any], *,
+                 refit: bool = False) -> ml_collections.ConfigDict:
+    """A copy of `config` with the point's settings and no grid (each point is a plain run). A grid
+    point holds out `select.val_speakers` (when set); the refit keeps the config's own."""
     out = ml_collections.ConfigDict(config.to_dict())
+    if not refit and config.select.get("val_speakers", ""):
+        out.source_val_speakers = config.select.val_speakers
     for name, value in settings.items():
         *path, last = name.split(".")
         node = out
@@ -112,11 +124,13 @@ def check_selection(config: ml_collections.ConfigDict) -> list[dict[str, Any]]:
     if validator not in validators.VALIDATORS:
         raise config_checks.ConfigError(f"config.select.validator={validator!r} is unknown; choose one of "
                                         f"{', '.join(validators.VALIDATORS)}")
-    if validator in validators.NEEDS_SOURCE_VAL and not config.source_val_speakers:
+    held_out = config.select.get("val_speakers", "") or config.source_val_speakers
+    if validator in validators.NEEDS_SOURCE_VAL and not held_out:
         raise config_checks.ConfigError(
             f"config.select.validator={validator!r} scores held-out source speakers, and "
-            "config.source_val_speakers is empty: set it (e.g. --config.source_val_speakers=auto) or "
-            f"choose a target-only validator ({', '.join(validators.TARGET_ONLY)})")
+            "config.select.val_speakers and config.source_val_speakers are empty: set one (e.g. "
+            f"--config.select.val_speakers=auto) or choose a target-only validator "
+            f"({', '.join(validators.TARGET_ONLY)})")
     if config.distributed:
         raise config_checks.ConfigError("config.select.grid runs in one process; set config.distributed=False")
     points = parse_grid(config.select.grid, config)
@@ -125,6 +139,7 @@ def check_selection(config: ml_collections.ConfigDict) -> list[dict[str, Any]]:
     for settings in points:  # a point that cannot work is refused before the others train
         try:
             config_checks.validate(point_config(config, settings))
+            config_checks.validate(point_config(config, settings, refit=True))
         except config_checks.ConfigError as error:
             raise config_checks.ConfigError(f"grid point {point_name(settings)}: {error}") from None
     return points
@@ -220,12 +235,23 @@ def select_and_train(config: ml_collections.ConfigDict, workdir: str, *,
               "chosen_value": chosen["validators"][validator], "points": rows,
               "note": "target_uar is a monitor written after the choice; only validator values choose"}
     run_logging.write_json(os.path.join(workdir, SELECTION_FILE), record)
-    results = _read_json(os.path.join(chosen["workdir"], "results.json"))
+    final = chosen["workdir"]
+    if config.select.get("refit", False):
+        final = os.path.join(workdir, REFIT_DIR)
+        refit_config = point_config(config, chosen["settings"], refit=True)
+        _check_reusable(final, refit_config)
+        if not os.path.exists(os.path.join(final, "results.json")):
+            print(f"[select] refit: {chosen['point']} on the whole source", flush=True)
+            train_fn(refit_config, final)
+        record["refit"] = final
+        run_logging.write_json(os.path.join(workdir, SELECTION_FILE), record)
+    results = _read_json(os.path.join(final, "results.json"))
     results["selected"] = {"point": chosen["point"], "settings": chosen["settings"],
                            "validator": validator, "value": chosen["validators"][validator],
-                           "workdir": chosen["workdir"], "selection": os.path.join(workdir, SELECTION_FILE)}
+                           "workdir": final, "selection": os.path.join(workdir, SELECTION_FILE),
+                           "points": len(rows), "refit": bool(config.select.get("refit", False))}
     run_logging.write_json(os.path.join(workdir, "results.json"), results)
-    _copy_chosen_pictures(chosen["workdir"], workdir)
+    _copy_chosen_pictures(final, workdir)
     print(f"[select] {validator} prefers {chosen['point']} ({chosen['validators'][validator]:.4g}) of "
           f"{len(rows)} points -> {workdir}/selection.json", flush=True)
     return record

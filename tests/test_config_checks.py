@@ -22,11 +22,14 @@ def test_shipped_configs_pass(name):
 
 
 def test_coral_is_mmd_with_coral_at_deep_corals_weight():
-    """coral differs from mmd in the alignment and its weight only (every other field equal)."""
+    """coral differs from mmd in the alignment, its weight and the weight's grid only (every other field
+    equal); each grid spans its weight: a decade around Deep CORAL's rule, and 0.1-1 for MMD."""
     mmd, coral = (cross_corpus.get_config(f"c2b,{m}").to_dict() for m in ("mmd", "coral"))
     assert coral["loss"].pop("corpus_align_weight") == methods.DEEP_CORAL_WEIGHT > 1
     assert mmd["loss"].pop("corpus_align_weight") == 1.0
     assert (coral["loss"].pop("corpus_align"), mmd["loss"].pop("corpus_align")) == ("coral", "mmd")
+    assert coral["select"].pop("grid") == "loss.corpus_align_weight=100.0,1000.0,10000.0"
+    assert mmd["select"].pop("grid") == "loss.corpus_align_weight=0.1,0.3,1.0"
     for d in (mmd, coral):
         d.pop("method")
     assert coral == mmd
@@ -170,7 +173,8 @@ def test_cross_corpus_tasks_accept_letters_and_synthetic_names_and_refuse_the_re
 def test_default_emodna_as_it_runs_has_every_published_component_acting():
     """configs/default.py is `emodna` as it runs (no override), a valid config, with every part of the
     published description switched on and thresholds that target examples can pass; it differs from
-    the published reading (`emodna_literal`) in BatchNorm statistics and three loss weights only."""
+    the published reading (`emodna_literal`) in BatchNorm statistics, three loss weights and its
+    label-free selection grid (the literal reading runs the published setting as it is)."""
     c, literal = default.get_config(), default.get_config("emodna_literal")
     assert c.method == methods.BASE == "emodna" and methods.METHODS["emodna"].overrides == {}
     assert c.to_dict() == default.get_config("emodna").to_dict()
@@ -183,7 +187,25 @@ def test_default_emodna_as_it_runs_has_every_published_component_acting():
     differing = {f for f in methods.METHOD_FIELDS
                  if helpers.get_field(c, f) != helpers.get_field(literal, f)}
     assert differing == {"model.batch_norm", "loss.decoupling_weight", "loss.corpus_align_weight",
-                         "loss.class_align_weight"}
+                         "loss.class_align_weight", "select.grid"}
+    # the default's grid is valid and selects among thresholds target examples can pass
+    from emodna_jax import selection
+    points = selection.check_selection(c)
+    assert {p["pseudo.threshold"] for p in points} == {"freematch", "quantile"} and len(points) == 4
+
+
+def test_every_methods_grid_is_valid_and_varies_only_its_own_fields():
+    """Each declared grid parses against its method's config, every point passes the config checks,
+    and a grid never varies a field its method switched off (e.g. a weight of a removed component)."""
+    from emodna_jax import selection
+    for name in methods.METHODS:
+        c = cross_corpus.get_config(f"c2b,{name}")
+        if not c.select.grid:
+            continue
+        for point in selection.check_selection(c):
+            for field in point:
+                if field.endswith("_weight"):
+                    assert helpers.get_field(c, field) > 0, (name, field)
 
 
 def test_the_default_floor_admits_confident_target_examples_and_a_floor_of_one_does_not():

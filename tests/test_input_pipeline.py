@@ -320,3 +320,11 @@ def test_synthetic_task_through_tfds(synthetic_data_dir):  # noqa: F811
     assert auto.num_source == 100
     c.source, c.target = "synthetic_b", "synthetic_a"
     assert {e.speaker for e in ip.create_task_data(c, num_devices=4).eval_examples("source_val")} == {"bf1", "bm1"}
+
+
+def test_auto_val_speakers_fixed_per_known_corpus_else_every_fifth_and_refused_below_five():
+    assert ip.auto_val_speakers("casia", ["wangzhe", "liuchanhg"]) == ["wangzhe"]
+    names = [f"s{i:02d}" for i in range(12)]
+    assert ip.auto_val_speakers("folder:/x", names[::-1] * 2) == ["s01", "s06", "s11"]
+    with pytest.raises(ValueError, match="has 4 .*select.val_speakers"):
+        ip.auto_val_speakers("mycorpus", ["a", "b", "c", "d"])

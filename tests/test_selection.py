@@ -53,8 +53,8 @@ def test_check_selection_refuses_what_cannot_work():
     c = helpers.tiny_config()
     c.select.grid = "seed=0,1"
     c.select.validator = "dev"
-    c.source_val_speakers = ""
-    with pytest.raises(config_checks.ConfigError, match="source_val_speakers is empty"):
+    c.source_val_speakers = c.select.val_speakers = ""
+    with pytest.raises(config_checks.ConfigError, match="val_speakers and config.source_val_speakers are empty"):
         selection.check_selection(c)
     c.select.validator = "accuracy"
     with pytest.raises(config_checks.ConfigError, match="unknown"):
@@ -119,10 +119,33 @@ def fake_scores(workdir):
             "dev": -abs(weight - 0.3), "snd": -abs(weight - 0.1)}
 
 
-def selection_config(grid="loss.decoupling_weight=0.1,0.3,0.5", validator="dev"):
-    c = helpers.tiny_config(source_val_speakers="s3")
-    c.select.grid, c.select.validator = grid, validator
+def selection_config(grid="loss.decoupling_weight=0.1,0.3,0.5", validator="dev", refit=False):
+    c = helpers.tiny_config()
+    c.select.grid, c.select.validator, c.select.val_speakers, c.select.refit = grid, validator, "s3", refit
     return c
+
+
+def test_points_hold_out_the_selection_speakers_and_the_refit_trains_on_the_whole_source(tmp_path):
+    calls, configs = [], {}
+
+    def train(config, workdir):
+        configs[os.path.basename(workdir)] = config
+        fake_trainer(calls)(config, workdir)
+
+    selection.select_and_train(selection_config(refit=True), str(tmp_path), train_fn=train,
+                               score_fn=fake_scores)
+    assert [os.path.basename(p) for p in calls] == [
+        "loss.decoupling_weight=0.1", "loss.decoupling_weight=0.3", "loss.decoupling_weight=0.5", "refit"]
+    assert {c.source_val_speakers for n, c in configs.items() if n != "refit"} == {"s3"}
+    refit = configs["refit"]
+    assert refit.source_val_speakers == "" and refit.loss.decoupling_weight == 0.3 and refit.select.grid == ""
+    results = read_json(tmp_path / "results.json")
+    assert results["selected"]["workdir"] == str(tmp_path / "refit") and results["selected"]["refit"]
+    assert read_json(tmp_path / "selection.json")["refit"] == str(tmp_path / "refit")
+    calls.clear()  # started again: the refit is reused too
+    selection.select_and_train(selection_config(refit=True), str(tmp_path), train_fn=train,
+                               score_fn=fake_scores)
+    assert calls == []
 
 
 def test_selection_records_every_point_and_keeps_the_validators_choice(tmp_path):
@@ -214,12 +237,13 @@ def compilation_cache(tmp_path_factory):
 
 def real_config(validator="source_uar"):
     c = helpers.tiny_config("source_only", source="synthetic_a", target="synthetic_b",
-                            classes=",".join(CLASSES), source_val_speakers="s3", normalization="corpus",
+                            classes=",".join(CLASSES), normalization="corpus",
                             batch_size=8, eval_batch_size=16, num_steps=16, checkpoint_every=8,
                             log_every=8, plots=False, num_devices=1, **{"model.backbone": "linear"})
     # one point cannot learn in 16 steps (learning rate 1e-9), the other can; the linear backbone
     # (through the same trainer) keeps the compilations short
     c.select.grid, c.select.validator = "learning_rate=1e-09,0.02", validator
+    c.select.val_speakers, c.select.refit = "s3", False
     return c
 
 
