@@ -36,6 +36,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from benchmarks import selection_report  # noqa: E402
 from benchmarks.results_file import write_section  # noqa: E402
 
 TASKS = ("c2b", "c2e", "b2c", "b2e", "e2c", "e2b")
@@ -211,6 +212,7 @@ def report(setting_dir: str, tasks: list[str], methods: list[str], command: str,
         lines += ["", "The default Emo-DNA's ablations paired with it on the same task and seed (what each "
                   "component adds: a negative difference means the removed part helped):", ""]
         lines += ablation_table(runs, tasks, ablations)
+    lines += selection_report.section(setting_dir, runs, tasks, methods, task_label)
     lines += ["", "Label-free diagnostics of the target (no labels read; mean over every finished run of the "
               "method): soft neighbourhood density (higher = predictions cluster), mean prediction entropy "
               "(nats), the largest share of the target predicted as one class (1/K = 0.2 is balanced), and, "
