@@ -3,6 +3,7 @@
   python eval.py --workdir=DIR                       # the run's target corpus -> DIR/eval/<name>.json
   python eval.py --workdir=DIR --corpus=emovo        # another corpus (or folder:PATH)
   python eval.py --workdir=DIR --predict=PATH        # a file or folder of wav/flac -> DIR/predictions.csv
+                                                     # (long files: one row per speech segment + one per file)
 """
 
 import os
@@ -39,14 +40,7 @@ def main(argv: list[str]) -> None:
         if FLAGS.predict:
             rows = inference.predict_files(FLAGS.workdir, FLAGS.predict, output=FLAGS.output,
                                           speaker=FLAGS.speaker, defaults=defaults)
-            names = [k for k in rows[0] if k not in ("file", "prediction", "centroid_prediction")]
-            centroid = "centroid_prediction" in rows[0]  # the set labelled by its own class centroids
-            print(f"{'file':40s} {'prediction':10s} " + (f"{'centroid':10s} " if centroid else "")
-                  + " ".join(f"{n[:7]:>7s}" for n in names))
-            for row in rows:
-                print(f"{os.path.basename(row['file'])[:40]:40s} {row['prediction']:10s} "
-                      + (f"{row['centroid_prediction']:10s} " if centroid else "")
-                      + " ".join(f"{row[n]:7.3f}" for n in names))
+            print_predictions(rows, FLAGS.output or os.path.join(FLAGS.workdir, "predictions.csv"))
             return
         result = inference.evaluate_workdir(FLAGS.workdir, corpus=FLAGS.corpus, split=FLAGS.split,
                                              plots=FLAGS.plots, defaults=defaults)
@@ -58,6 +52,27 @@ def main(argv: list[str]) -> None:
               f"centroids: UAR {result['centroid']['uar']:.2f}  WAR {result['centroid']['war']:.2f}")
     else:
         print(f"[eval] {result['corpus']}: no labels; prediction histogram {result['prediction_histogram']}")
+
+
+def print_predictions(rows: list[dict], path: str) -> None:
+    """The CSV's rows as a table (segments indented under their file), then one summary line."""
+    fixed = ("file", "segment", "start_s", "end_s", "prediction", "note", "centroid_prediction")
+    names = [k for k in rows[0] if k not in fixed]
+    centroid = "centroid_prediction" in rows[0]  # the set labelled by its own class centroids
+    print(f"{'file / segment':32s} {'start':>6s} {'end':>6s} {'prediction':10s} "
+          + (f"{'centroid':10s} " if centroid else "") + " ".join(f"{n[:7]:>7s}" for n in names) + "  note")
+    for row in rows:
+        label = os.path.basename(row["file"])[:32] if row["segment"] == "all" else f"  segment {row['segment']}"
+        times = " ".join(f"{row[k]:6.2f}" if row[k] != "" else f"{'':6s}" for k in ("start_s", "end_s"))
+        probs = " ".join(f"{row[n]:7.3f}" if row[n] != "" else f"{'-':>7s}" for n in names)
+        print(f"{label:32s} {times} {row['prediction'] or '-':10s} "
+              + (f"{row['centroid_prediction'] or '-':10s} " if centroid else "") + f"{probs}  {row['note'][:60]}")
+    files = [r for r in rows if r["segment"] == "all"]
+    silent = sum(r["note"] == "no speech" for r in files)
+    skipped = sum(r["note"].startswith("skipped") for r in files)
+    print(f"[predict] {len(files)} file(s): {len(files) - silent - skipped} labelled "
+          f"({len(rows) - len(files)} segment(s) of long files), {silent} without speech, "
+          f"{skipped} skipped (unreadable: re-export or remove them) -> {path}")
 
 
 if __name__ == "__main__":

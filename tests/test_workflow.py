@@ -203,7 +203,8 @@ def test_predicting_files_matches_the_eval_stream(uninterrupted, tmp_path):
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
         assert row["prediction"] == data.class_names[int(expected.argmax())]
     with open(tmp_path / "p.csv") as f:
-        assert f.readline().strip() == "file,prediction," + ",".join(data.class_names)
+        assert f.readline().strip() == ("file,segment,start_s,end_s,prediction," + ",".join(data.class_names)
+                                        + ",note")  # short files: one row each, segment "all"
     assert "centroid_prediction" not in rows[0]  # 4 files: too few to label by their own centroids
 
 
