@@ -1,5 +1,5 @@
-"""Layers both backbones use: BatchNorm with per-corpus statistics, and dropout whose masks do not
-depend on how the batch is split over devices."""
+"""Layers the model uses: BatchNorm with per-corpus statistics, dropout whose masks do not depend on
+how the batch is split over devices, and the gradient reversal of the DANN head."""
 
 import flax.linen as nn
 import jax
@@ -137,3 +137,20 @@ def batch_norm(h: jax.Array, split: jax.Array | float, *, per_corpus: bool, trai
 def example_ids_or_range(example_ids: jax.Array | None, x: jax.Array) -> jax.Array:
     """Example ids for the rows of x [B, ...]: the given ones, or 0 .. B-1 (one device, no split)."""
     return jnp.arange(x.shape[0], dtype=jnp.int32) if example_ids is None else example_ids
+
+
+@jax.custom_vjp
+def gradient_reversal(x: jax.Array, coeff: jax.Array | float) -> jax.Array:
+    """Identity forward; the backward pass multiplies the gradient by -coeff (DANN). Any shape."""
+    return x
+
+
+def _reversal_fwd(x, coeff):
+    return x, coeff
+
+
+def _reversal_bwd(coeff, g):
+    return (jax.tree.map(lambda t: -coeff * t, g), jnp.zeros_like(jnp.asarray(coeff, jnp.float32)))
+
+
+gradient_reversal.defvjp(_reversal_fwd, _reversal_bwd)

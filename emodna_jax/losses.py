@@ -229,20 +229,3 @@ def consistency_loss(*, teacher_logits: jax.Array, student_logits: jax.Array) ->
     teacher_log_probs = jax.nn.log_softmax(teacher_logits, axis=-1)
     student_log_probs = jax.nn.log_softmax(student_logits, axis=-1)
     return jnp.sum(jnp.exp(teacher_log_probs) * (teacher_log_probs - student_log_probs), axis=-1)
-
-
-@jax.custom_vjp
-def gradient_reversal(x: jax.Array, coeff: jax.Array | float) -> jax.Array:
-    """Identity forward; the backward pass multiplies the gradient by -coeff (DANN). Any shape."""
-    return x
-
-
-def _reversal_fwd(x, coeff):
-    return x, coeff
-
-
-def _reversal_bwd(coeff, g):
-    return (jax.tree.map(lambda t: -coeff * t, g), jnp.zeros_like(jnp.asarray(coeff, jnp.float32)))
-
-
-gradient_reversal.defvjp(_reversal_fwd, _reversal_bwd)

@@ -17,10 +17,9 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from emodna_jax import losses
 from emodna_jax.layers import (  # noqa: F401  (re-exported: the model's public names)
     SOURCE_STREAM, TARGET_STREAM, CorpusBatchNorm, ExampleDropout, batch_norm, example_ids_or_range,
-    global_example_ids)
+    global_example_ids, gradient_reversal)
 from emodna_jax.timnet import (  # noqa: F401  (re-exported: the model's public names)
     CausalConv, DirectionalStack, EncoderTop, TemporalAwareBlock)
 
@@ -174,7 +173,7 @@ class EmoDNAModel(nn.Module):
             out["z_c"] = z[1]
             out["logits_c"] = nn.Dense(self.num_corpora, name="corpus_classifier")(z[1])
         if self.with_domain_head:
-            h = losses.gradient_reversal(z[0], reversal_coeff)
+            h = gradient_reversal(z[0], reversal_coeff)
             h = nn.relu(nn.Dense(self.embed_dim, name="domain_hidden")(h))
             out["logits_domain"] = nn.Dense(self.num_corpora, name="domain_classifier")(h)
         return out

@@ -3,10 +3,11 @@ encoder sees -s times the discriminator's gradient (not -s^2) and the discrimina
 weight from the first step."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 
-from emodna_jax import loss_parts, parallel, schedules, step_functions, train_state
+from emodna_jax import layers, loss_parts, parallel, schedules, step_functions, train_state
 from tests import helpers
 
 
@@ -62,3 +63,13 @@ def test_corpus_alignment_weight_ramps_mmd_but_not_dann():
     settings = step_functions.make_step_functions(
         mmd, num_classes=3, backend=parallel.create_backend(mmd.backend, num_devices=1)).settings
     assert float(loss_parts.corpus_alignment_weight(0.25, settings)) == 0.25 * mmd.loss.corpus_align_weight
+
+
+def test_gradient_reversal_is_identity_forward_and_reversed_scaled_backward():
+    x = jnp.array([1.0, -2.0, 3.0])
+    np.testing.assert_array_equal(layers.gradient_reversal(x, 0.3), x)
+    grad = jax.grad(lambda v: jnp.sum(layers.gradient_reversal(v, 0.3) * jnp.array([1.0, 2.0, 3.0])))(x)
+    np.testing.assert_allclose(grad, [-0.3, -0.6, -0.9], rtol=1e-6)
+    # A traced coefficient works too (the step passes the ramp's value).
+    grad = jax.jit(jax.grad(lambda v, c: jnp.sum(layers.gradient_reversal(v, c)), argnums=0))(x, 2.0)
+    np.testing.assert_allclose(grad, [-2.0, -2.0, -2.0])

@@ -1,4 +1,4 @@
-"""Every loss against a value worked out in plain numpy, masks, gradients, jit and DANN's reversal."""
+"""Every loss against a value worked out in plain numpy, masks, gradients and jit."""
 
 import jax
 import jax.numpy as jnp
@@ -194,16 +194,6 @@ def test_consistency_is_the_kl_of_teacher_to_student_and_zero_when_they_agree():
     # Agreeing predictions (logits equal up to a constant per row) cost nothing.
     np.testing.assert_allclose(
         losses.consistency_loss(teacher_logits=teacher, student_logits=teacher + 3.0), 0.0, atol=1e-6)
-
-
-def test_gradient_reversal_is_identity_forward_and_reversed_scaled_backward():
-    x = jnp.array([1.0, -2.0, 3.0])
-    np.testing.assert_array_equal(losses.gradient_reversal(x, 0.3), x)
-    grad = jax.grad(lambda v: jnp.sum(losses.gradient_reversal(v, 0.3) * jnp.array([1.0, 2.0, 3.0])))(x)
-    np.testing.assert_allclose(grad, [-0.3, -0.6, -0.9], rtol=1e-6)
-    # A traced coefficient works too (the step passes the ramp's value).
-    grad = jax.jit(jax.grad(lambda v, c: jnp.sum(losses.gradient_reversal(v, c)), argnums=0))(x, 2.0)
-    np.testing.assert_allclose(grad, [-2.0, -2.0, -2.0])
 
 
 def _all_losses(z, zc, p_e, p_c, labels):
