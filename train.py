@@ -3,6 +3,8 @@
   python train.py --config=configs/default.py --workdir=runs/default
   python train.py --config=configs/cross_corpus.py:c2b,emodna --config.corpora_root=../shared/corpora \
       --workdir=runs/c2b_emodna
+  python train.py --config=configs/adapt.py --config.target=folder:PATH --config.corpora_root=ROOT \
+      --workdir=runs/mine     # your own recordings (configs/adapt.py)
 
 `--config.method=NAME` chooses a method (emodna_jax/methods.py) as `configs/cross_corpus.py:c2b,NAME`
 does; every other `--config.x=y` flag still wins over the method's settings. Started again with the
@@ -24,7 +26,7 @@ from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from configs import default  # noqa: E402
-from emodna_jax import config_checks, methods, run_logging, trainer  # noqa: E402
+from emodna_jax import config_checks, methods, recipe, run_logging, trainer  # noqa: E402
 from emodna_jax import selection  # noqa: E402
 
 config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/default.py or "
@@ -39,6 +41,7 @@ def main(argv: list[str]) -> None:
     if not flags.FLAGS["verbosity"].present:  # orbax logs every save at INFO; keep the console readable
         logging.set_verbosity(logging.WARNING)
     try:
+        recipe.resolve(flags.FLAGS.config)  # configs/adapt.py's "auto" source, classes and task
         if flags.FLAGS.config.select.grid:  # a declared grid: label-free selection
             selection.select_and_train(flags.FLAGS.config, flags.FLAGS.workdir)
         else:

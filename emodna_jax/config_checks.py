@@ -60,7 +60,12 @@ def _classes(config: ml_collections.ConfigDict) -> None:
     except ValueError as error:
         raise ConfigError(f"config.classes={config.classes!r}: {error}") from None
     _require(len(classes) >= 2, f"config.classes={config.classes!r} needs at least two classes")
-    source = _corpus(config.source, "source")
+    # Several sources (a pooled source, source_pool.py): the emotions every one of them has.
+    names = [n.strip() for n in config.source.split(",") if n.strip()]
+    _require(len(names) == len(set(names)) and names, f"config.source={config.source!r}: name each source "
+             "corpus once, comma-separated (e.g. casia,emodb)")
+    emotions = [_corpus(n, "source") for n in names]
+    source = None if None in emotions else frozenset.intersection(*emotions)
     target = _corpus(config.target, "target")
     known = [(f, n, e) for f, n, e in (("source", config.source, source), ("target", config.target, target))
              if e is not None]

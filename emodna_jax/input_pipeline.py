@@ -46,7 +46,7 @@ import ml_collections
 import numpy as np
 
 from emodna_jax import labels as label_table
-from emodna_jax import normalization
+from emodna_jax import normalization, source_pool
 
 SOURCE_STREAM, TARGET_STREAM = 0, 1  # seed streams, and the corpus ids put in the batches
 EVAL_SPLITS = ("target", "source", "source_val")
@@ -253,6 +253,9 @@ class TaskData:
     target_stats: normalization.Stats | None = dataclasses.field(default=None, repr=False)
     # Which statistics each corpus got (normalization.describe), source first: for the log and results.
     normalization_report: list[dict] = dataclasses.field(default_factory=list, repr=False)
+    # A pooled source (config.source="a,b"): the indices of each corpus in `source`, for balanced
+    # source batches (source_pool.py); () for one source corpus.
+    source_groups: tuple = dataclasses.field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         self._perm = functools.lru_cache(maxsize=8)(_permutation)
@@ -264,8 +267,12 @@ class TaskData:
     def _stream(self, arrays: CorpusArrays, stream: int, step: int) -> tuple[np.ndarray, np.ndarray]:
         local = self.per_device_batch * self.num_devices
         start = step * self.global_batch + self.process_index * local
-        idx = stream_indices(len(arrays), seed=self.seed, stream=stream, start=start, count=local,
-                             _cache=self._perm)
+        if stream == SOURCE_STREAM and self.source_groups:
+            idx = source_pool.balanced_indices(self.source_groups, start=start, count=local, stream_indices=(
+                functools.partial(stream_indices, seed=self.seed, _cache=self._perm)))
+        else:
+            idx = stream_indices(len(arrays), seed=self.seed, stream=stream, start=start, count=local,
+                                 _cache=self._perm)
         shape = (self.num_devices, self.per_device_batch)
         return arrays.features[idx].reshape(shape + self.feature_shape), idx.reshape(shape)
 
@@ -353,8 +360,17 @@ def create_task_data(config: ml_collections.ConfigDict, *, num_devices: int, pro
                          f"(= {process_count} process(es) x {num_devices} device(s)); "
                          f"use a multiple of {shards}")
     class_names = tuple(label_table.parse_classes(config.classes))
-    source_all = select_classes(load_fn(config.source, config=config, split="train"), class_names,
-                                role="source")
+    kind = config.normalization
+    minimum = int(config.get("normalization_min_per_speaker", 1))
+    names = source_pool.source_names(config.source)
+    load_source = lambda name: select_classes(  # noqa: E731
+        load_fn(name, config=config, split="train"), class_names, role="source")
+    pooled_report = None  # several sources: each standardised by its own statistics, then pooled
+    if len(names) > 1:
+        source_all, pooled_report = source_pool.load_pooled(names, load_source, kind=kind,
+                                                            min_per_speaker=minimum)
+    else:
+        source_all = load_source(config.source)
     target = select_classes(load_fn(config.target, config=config, split=config.target_split),
                             class_names, role="target")
     if source_all.features.shape[1:] != target.features.shape[1:]:
@@ -381,11 +397,9 @@ def create_task_data(config: ml_collections.ConfigDict, *, num_devices: int, pro
     # each target speaker is: held-out speakers then stand for a new corpus' speakers.
     # A speaker below config.normalization_min_per_speaker recordings gets its corpus' statistics
     # (the source's from its training speakers), see normalization.py.
-    kind = config.normalization
-    minimum = int(config.get("normalization_min_per_speaker", 1))
     s_fit = source_all if kind == "speaker" else source
-    s_stats = normalization.fit(kind, s_fit.features, s_fit.speakers, min_per_speaker=minimum,
-                                corpus_features=source.features)
+    s_stats = normalization.fit("none" if pooled_report else kind, s_fit.features, s_fit.speakers,
+                                min_per_speaker=minimum, corpus_features=source.features)
     t_stats = normalization.fit(kind, target.features, target.speakers, min_per_speaker=minimum)
     norm = lambda a, st: dataclasses.replace(  # noqa: E731
         a, features=normalization.apply(st, a.features, a.speakers))
@@ -397,5 +411,6 @@ def create_task_data(config: ml_collections.ConfigDict, *, num_devices: int, pro
         seed=int(config.seed), per_device_batch=config.batch_size // shards,
         per_device_eval_batch=eval_per_device, num_devices=num_devices, process_index=process_index,
         process_count=process_count, prefetch=int(config.get("prefetch", 2)), target_stats=t_stats,
-        normalization_report=[normalization.describe(s_stats, f"source {config.source}"),
-                              normalization.describe(t_stats, f"target {config.target}")])
+        normalization_report=[*(pooled_report or [normalization.describe(s_stats, f"source {config.source}")]),
+                              normalization.describe(t_stats, f"target {config.target}")],
+        source_groups=source_pool.groups(source.speakers, names) if pooled_report else ())

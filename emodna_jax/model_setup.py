@@ -6,11 +6,13 @@ from typing import Any
 import jax
 import ml_collections
 
-from emodna_jax import config_checks, input_pipeline, parallel, step_functions, train_state
+from emodna_jax import config_checks, input_pipeline, parallel, recipe, step_functions, train_state
 
 
 def setup(config: ml_collections.ConfigDict) -> tuple[parallel.Backend, Any, step_functions.StepFunctions]:
-    """Validates the config, then builds backend, data and step functions (nothing compiled yet)."""
+    """Validates the config (after filling the adapt recipe's "auto" fields, recipe.resolve), then
+    builds backend, data and step functions (nothing compiled yet)."""
+    recipe.resolve(config)
     config_checks.validate(config)
     if config.distributed:
         start_processes(config)

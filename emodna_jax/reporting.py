@@ -38,3 +38,24 @@ def write_plots(config, workdir, fns, state, data, target, summary, writer=None,
         title=f"{config.method}: {config.source} -> {config.target}", seed=config.seed)
     if writer is not None and writer.history:
         plots.plot_training_curves(writer.history, os.path.join(workdir, "curves.png"))
+
+
+# A warning when one class takes more than this share of the target's predictions: adaptation has
+# probably collapsed onto it (or the target really is that one-sided; check a few files by ear).
+COLLAPSE_SHARE = 0.7
+
+
+def collapse_warning(histogram, class_names) -> str | None:
+    """A one-line warning when one class has more than COLLAPSE_SHARE of the predictions
+    (`histogram`: counts [K] of arg-max predictions, in `class_names` order), else None."""
+    counts = np.asarray(histogram, dtype=np.float64)
+    if counts.sum() <= 0:
+        return None
+    k = int(counts.argmax())
+    share = counts[k] / counts.sum()
+    if share <= COLLAPSE_SHARE:
+        return None
+    return (f"{100 * share:.0f}% of the {int(counts.sum())} target predictions are {class_names[k]!r} "
+            f"(more than {100 * COLLAPSE_SHARE:.0f}%): the model may have collapsed onto one class; "
+            "listen to a few files, try another method (--config.method=source_only or adabn) or more "
+            "source corpora")

@@ -22,7 +22,7 @@ from emodna_jax import (
 # setup/init_state and the report's diagnostics and plots are shared with inference.py, which does
 # not import this module; the names stay importable from here.
 from emodna_jax.model_setup import init_state, setup, start_processes  # noqa: F401
-from emodna_jax.reporting import label_free_diagnostics, write_plots  # noqa: F401
+from emodna_jax.reporting import collapse_warning, label_free_diagnostics, write_plots  # noqa: F401
 
 
 class _StopFlag:
@@ -254,12 +254,16 @@ def final_report(config, workdir, fns, state, data, last_metrics, timing, writer
     }
     if config.source_val_speakers:
         results.update(source_val_scores(fns, state, data))
+    collapsed = collapse_warning(list(summary["prediction_histogram"].values()), data.class_names)
+    results["warnings"] = [collapsed] if collapsed else []
     # Every process takes part in each evaluation (its rows are gathered), so the plots' source
     # predictions are made here, before the processes other than 0 leave.
     source = evaluation.predict(fns, state, data.eval_batches("source"), split="source") if config.plots else None
     if jax.process_index() != 0:
         return results
     run_logging.write_json(os.path.join(workdir, "results.json"), results)
+    for warning in results["warnings"]:
+        print(f"[train] WARNING: {warning}", flush=True)
     if config.plots:
         write_plots(config, workdir, fns, state, data, target, summary, writer, source=source)
     if results["uar"] is None:

@@ -1,0 +1,36 @@
+"""Your own recordings: adapt from the labelled corpora you have to a folder of unlabelled audio.
+
+  python train.py --config=configs/adapt.py --config.target=folder:PATH --config.corpora_root=ROOT \
+      --workdir=DIR
+  python eval.py --workdir=DIR --predict=PATH     # -> DIR/predictions.csv (long files by segments)
+
+The default method (Emo-DNA, configs/default.py) with three fields chosen when the run starts
+(emodna_jax/recipe.py), each overridable:
+* source: every labelled corpus found as ROOT/<corpus> (emodb, emovo, casia, ravdess, savee), or
+  the ones named, e.g. --config.source=casia,emodb. Several corpora are ONE POOLED source
+  (emodna_jax/source_pool.py): each standardised by its own statistics, source batches balanced
+  across them, one corpus id for all of them in the train step. Per-source corpus prototypes and
+  corpus classes (D = sources + target, as the method could have) are not built yet.
+* classes: angry, fear, happy, neutral, sad, those every source has (--config.classes=... to choose).
+* task: the run's name in results.json, from what it did, e.g. "casia+emodb2calls".
+`configs/adapt.py:smoke` shrinks everything for tests; `configs/adapt.py:NAME` runs method NAME.
+The run ends with the histogram of predicted classes (no labels, so no UAR) and a warning when
+one class takes most predictions (reporting.COLLAPSE_SHARE).
+"""
+
+import os
+
+import ml_collections
+
+from configs import cross_corpus, default
+from emodna_jax import recipe
+
+
+def get_config(arg: str = "") -> ml_collections.ConfigDict:
+    c = default.get_config(arg)
+    c.target = ""  # required: folder:PATH (class sub-folders, a flat folder or manifest.csv)
+    c.source = recipe.AUTO  # every labelled corpus under corpora_root, or comma-separated names
+    c.classes = recipe.AUTO  # recipe.PREFERRED_CLASSES that every source has
+    c.task = recipe.AUTO  # "<sources joined by +>2<target folder's name>"
+    c.corpora_root = os.path.normpath(os.path.join(cross_corpus.REPO, "..", "shared", "corpora"))
+    return c
