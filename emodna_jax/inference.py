@@ -26,8 +26,8 @@ def load_run(workdir: str, *, defaults: ml_collections.ConfigDict | None = None,
     """The config a run was trained with (with `overrides`), its data, step functions and the state
     of its latest checkpoint, on the devices. `defaults` (eval.py passes configs/default.py's) fills
     the fields of a run saved before they existed; without it such a run fails on the first missing
-    field."""
-    workdir = os.path.abspath(workdir)
+    field. A selection run's folder (train.py with a grid) stands for its chosen model (model_dir)."""
+    workdir = model_dir(workdir)
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} not found: {workdir} is not a training workdir (run train.py first)")
@@ -47,6 +47,25 @@ def load_run(workdir: str, *, defaults: ml_collections.ConfigDict | None = None,
     state, _ = checkpointer.restore(model_setup.init_state(config, fns, data))
     checkpointer.close()
     return config, data, fns, fns.backend.replicate(state)
+
+
+def model_dir(workdir: str) -> str:
+    """The folder holding a run's model: `workdir` itself, or for a selection run (its
+    results.json names the chosen run under "selected") the chosen run: WORKDIR/refit when the
+    choice was retrained on the whole source, else WORKDIR/grid/<point>."""
+    workdir = os.path.abspath(workdir)
+    results = os.path.join(workdir, "results.json")
+    if os.path.exists(os.path.join(workdir, "config.json")) or not os.path.exists(results):
+        return workdir
+    with open(results) as f:
+        selected = json.load(f).get("selected") or {}
+    # Where it was trained, else (the run folder was moved) the same place under `workdir`.
+    moved = (os.path.join(workdir, "refit") if selected.get("refit")
+             else os.path.join(workdir, "grid", str(selected.get("point"))))
+    for folder in (selected.get("workdir") or "", moved):
+        if folder and os.path.exists(os.path.join(folder, "config.json")):
+            return folder
+    return workdir
 
 
 def _fill_missing(config: ml_collections.ConfigDict, defaults: ml_collections.ConfigDict) -> None:

@@ -19,8 +19,8 @@ import pytest
 import soundfile as sf
 
 from configs import adapt
-from emodna_jax import (config_checks, features, inference, input_pipeline, labels, recipe, source_pool,
-                        synthetic_speech, trainer)
+from emodna_jax import (config_checks, features, inference, input_pipeline, labels, recipe, reporting,
+                        source_pool, synthetic_speech, trainer)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RATE = 22050  # mfcc39's rate: no resampling anywhere
@@ -105,6 +105,14 @@ def test_recipe_refuses_what_it_cannot_choose(fields, message):
         recipe.resolve(c)
 
 
+def test_collapse_warning_above_seventy_percent_of_one_class():
+    names = ["angry", "happy", "sad"]
+    assert reporting.collapse_warning([7, 2, 1], names) is None  # exactly 70 %: not above
+    assert reporting.collapse_warning([0, 0, 0], names) is None
+    warning = reporting.collapse_warning([1, 8, 1], names)
+    assert warning.startswith("80% of the 10 target predictions are 'happy' (more than 70%)")
+
+
 def test_balanced_pooled_stream_is_a_seeded_epoch_stream_per_source():
     groups = (np.arange(10), np.arange(10, 13))  # 10 and 3 examples
     stream = functools.partial(input_pipeline.stream_indices, seed=0)
@@ -161,7 +169,9 @@ def test_folder_to_named_run_to_segment_predictions(tmp_path, in_memory_sources,
     assert results["uar"] is None and sum(results["prediction_histogram"].values()) == 10
     assert [n["corpus"] for n in results["normalization"]] == [
         "source synthetic_a", "source synthetic_c", f"target folder:{folder}"]
-    assert "pseudo_label_counts_run" in results and isinstance(results["warnings"], list)
+    assert "pseudo_label_counts_run" in results
+    histogram = np.array(list(results["prediction_histogram"].values()))
+    assert bool(results["warnings"]) == (histogram.max() > 0.7 * histogram.sum())
 
     new = tmp_path / "new"
     new.mkdir()
@@ -210,3 +220,21 @@ def test_train_py_refuses_the_recipe_without_corpora(tmp_path):
          f"--workdir={tmp_path / 'run'}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     assert "[train] refused: config.source='auto' found no labelled corpus" in proc.stderr, proc.stderr[-2000:]
+
+
+def test_a_selection_runs_folder_stands_for_its_chosen_model(tmp_path):
+    """eval.py --workdir=DIR of a run trained with a grid (DIR holds selection.json and results.json,
+    the model is in DIR/refit or DIR/grid/<point>): the chosen model, also after DIR was moved."""
+    import json
+
+    run = tmp_path / "run"
+    (run / "refit").mkdir(parents=True)
+    (run / "grid" / "p1").mkdir(parents=True)
+    for folder in (run / "refit", run / "grid" / "p1"):
+        (folder / "config.json").write_text("{}")
+    selected = {"point": "p1", "workdir": "/moved/away/refit", "refit": True}
+    (run / "results.json").write_text(json.dumps({"selected": selected}))
+    assert inference.model_dir(str(run)) == str(run / "refit")
+    (run / "results.json").write_text(json.dumps({"selected": {**selected, "refit": False}}))
+    assert inference.model_dir(str(run)) == str(run / "grid" / "p1")
+    assert inference.model_dir(str(run / "refit")) == str(run / "refit")  # a plain run: itself
