@@ -7,7 +7,8 @@ import os
 
 import ml_collections
 
-from emodna_jax import features, labels, methods, models, parallel, synthetic_speech, thresholds
+from emodna_jax import (
+    features, labels, methods, models, parallel, pseudo_labelling, synthetic_speech, thresholds)
 
 CORPUS_ALIGN = ("mmd", "dann", "coral", "none")
 CLASS_ALIGN = ("prototype", "lmmd", "cross_entropy", "none")
@@ -196,18 +197,16 @@ def validate(config: ml_collections.ConfigDict, *, num_devices: int | None = Non
     _require(0 < pseudo.quantile_start <= pseudo.quantile_end <= 1,
              "config.pseudo.quantile_start/quantile_end must satisfy 0 < start <= end <= 1")
     _require(0 <= pseudo.teacher_decay < 1, f"config.pseudo.teacher_decay={pseudo.teacher_decay} must be in [0, 1)")
-    uses_pseudo = loss.class_align_weight > 0 and loss.class_align != "none"
-    if uses_pseudo or loss.decoupling_weight > 0:
+    class_level = pseudo_labelling.class_alignment_on(loss)
+    if class_level or loss.decoupling_weight > 0:
         _require(0 <= pseudo.warmup_steps < config.num_steps,
                  f"config.pseudo.warmup_steps={pseudo.warmup_steps} must be below num_steps={config.num_steps}, "
                  "or no pseudo-label is ever used")
-    if uses_pseudo:
+    if class_level:
         _require(pseudo.threshold != "none",
                  f"config.loss.class_align={loss.class_align!r} needs pseudo-labels: set config.pseudo.threshold "
                  "(e.g. 'freematch') or config.loss.class_align='none'")
-    makes_pseudo = thresholds.makes_pseudo_labels(
-        threshold=pseudo.threshold, decoupling_weight=loss.decoupling_weight,
-        class_align=loss.class_align, class_align_weight=loss.class_align_weight)
+    makes_pseudo = pseudo_labelling.makes_pseudo_labels(loss, pseudo)
     if makes_pseudo:
         _inert_thresholds(config)
     labeller = pseudo.get("labeller", "head")

@@ -1,93 +1,95 @@
-"""Target pseudo-labels for the train step: a stop-gradient forward, the threshold update, optional
-distribution alignment and weak/strong agreement (docs/method.md §6: adaptive thresholds and this project's
-safeguards, all config options)."""
+"""Target pseudo-labels from class probabilities: the threshold update, optional distribution alignment,
+the thresholds and the agreement checks (docs/method.md §6: adaptive thresholds and this project's
+safeguards). Pure functions of arrays; the forwards that give the probabilities are the train step's.
+`makes_pseudo_labels` is the one place that says whether a config makes pseudo-labels at all.
+"""
+
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from emodna_jax import models, thresholds
-from emodna_jax.loss_parts import strong_view
-from emodna_jax.models import EmoDNAModel
-from emodna_jax.step_settings import StepSettings
-from emodna_jax.train_state import TrainState
+from emodna_jax import thresholds
+
+
+def class_alignment_on(loss: Any) -> bool:
+    """Whether the config's `loss` section turns the class-level alignment on (a kind and a weight)."""
+    return loss.class_align != "none" and loss.class_align_weight > 0
+
+
+def makes_pseudo_labels(loss: Any, pseudo: Any) -> bool:
+    """Whether a config (its `loss` and `pseudo` sections) makes target pseudo-labels at all: a
+    threshold rule and a consumer of them (the decoupling loss, or a class-level alignment that is on)."""
+    return pseudo.threshold != "none" and (loss.decoupling_weight > 0 or class_alignment_on(loss))
+
+
+class PseudoLabels(NamedTuple):
+    """probs [Bt, K] (aligned when distribution alignment is on); labels [Bt] int32 (argmax of probs);
+    confident [Bt] float32 (1: the label counts); thresholds: the updated state; tau [K] (the classes'
+    thresholds this step); monitors: label-free batch monitors, reduced over devices."""
+
+    probs: jax.Array
+    labels: jax.Array
+    confident: jax.Array
+    thresholds: thresholds.ThresholdState
+    tau: jax.Array
+    monitors: dict[str, jax.Array]
 
 
 def pseudo_labels(
-    state: TrainState, x: jax.Array, num_source: int, *, model: EmoDNAModel, settings: StepSettings,
-    labeller_probs: jax.Array | None = None, strong: jax.Array | None = None,
-) -> tuple[jax.Array, jax.Array, jax.Array, thresholds.ThresholdState, jax.Array, dict[str, jax.Array]]:
-    """Stop-gradient pseudo-labels for the target half of x, and the updated threshold state.
+    *, probs: jax.Array, threshold_state: thresholds.ThresholdState, kind: str, tau_min: float,
+    fixed_threshold: float, ema: float, distribution_alignment: bool, axis_name: str,
+    quantile_fraction: jax.Array | float = 0.0, table_probs: jax.Array | None = None,
+    strong_probs: jax.Array | None = None,
+) -> PseudoLabels:
+    """Confident pseudo-labels for this device's target rows, with thresholds from the global batch.
 
-    With `settings.labeller == "head"` the probabilities come from a forward that uses batch
-    statistics (so BatchNorm sees what the training forward sees) but no dropout, from the student
-    or from the EMA teacher. With "centroid" they are `labeller_probs` [Bt, K], the target's own
-    class-centroid assignments the host computed (target_labeller.py). With "head_and_centroid" they
-    are the head's, and a pseudo-label stays confident only where the centroid assignment
-    (argmax of `labeller_probs`) names the same class. With `distribution_alignment`
-    the returned probabilities (and the pseudo-labels and thresholds applied to them) are the aligned
-    ones. With `agreement` a pseudo-label stays confident only where a strong view of the example
-    (augment.py; `strong` [Bt, T, F] when the caller made it already) is given the same class.
-    Returns (probs [Bt, K], pseudo [Bt], confident [Bt], new threshold state, tau [K], monitors).
+    The threshold statistics are those of the raw `probs` (summed over devices on `axis_name`);
+    distribution alignment then rescales `probs` by the updated running class confidence, and the
+    pseudo-labels and thresholds act on the aligned probabilities. A pseudo-label stays confident only
+    where it passes its class' threshold (`thresholds.confident_mask`), and, when given, where the
+    argmax of `table_probs` (the target's own class-centroid table) names the same class and where the
+    (aligned) `strong_probs` of a strong view of the example name the same class.
+
+    Args:
+      probs: [Bt, K] stop-gradient target class probabilities.
+      threshold_state: the thresholds' running statistics before this step.
+      kind, tau_min, fixed_threshold: the threshold rule (thresholds.KINDS) and its parameters.
+      ema: lambda of the running statistics.
+      distribution_alignment: align `probs` (and `strong_probs`) to a uniform class prior.
+      axis_name: the device axis the statistics and monitors are reduced over.
+      quantile_fraction: the share of each class that passes (kind "quantile" only).
+      table_probs: [Bt, K] or None; strong_probs: [Bt, K] or None (raw, aligned here).
     """
-    ax = settings.axis_name
-    variables = state.teacher if settings.teacher == "ema" else {
-        "params": state.params, "batch_stats": state.batch_stats}
-    # The emotion encoder alone gives the same logits (each encoder has its own BatchNorm) at about
-    # half the cost of the whole model; with per-corpus statistics it normalises target rows by target
-    # statistics only, so the target half alone gives them too, at about a fifth.
-    e_model, e_variables = models.emotion_encoder_view(model, variables)
-    if model.batch_norm == "per_corpus":
-        x, num_source = x[num_source:], 0
-
-    def target_probs(inputs):
-        out, _ = e_model.apply(e_variables, inputs, train=True, use_dropout=False, num_source=num_source,
-                               mutable=["batch_stats"])
-        return jax.nn.softmax(lax.stop_gradient(out["logits_e"][num_source:]))
-
-    if settings.uses_centroid_table and labeller_probs is None:
-        raise ValueError(f"pseudo.labeller={settings.labeller!r} needs the batch's target 'labeller_probs' "
-                         "(the trainer adds them; see target_labeller.CentroidLabeller)")
-    if settings.labeller == "centroid":
-        probs = lax.stop_gradient(labeller_probs.astype(jnp.float32))
-    else:
-        probs = target_probs(x)
     mask = jnp.ones(probs.shape[:1], jnp.float32)
-    sums = lax.psum(
-        thresholds.batch_statistics(probs=probs, mask=mask, fixed_threshold=settings.fixed_threshold), ax
-    )
-    new_thresholds = thresholds.update_thresholds(state.thresholds, sums=sums, ema=settings.threshold_ema)
+    sums = lax.psum(thresholds.batch_statistics(probs=probs, mask=mask, fixed_threshold=fixed_threshold),
+                    axis_name)
+    new_state = thresholds.update_thresholds(threshold_state, sums=sums, ema=ema)
 
     def aligned(p):
         # The threshold statistics above stay those of the raw predictions (p~ is what is aligned away).
-        if not settings.distribution_alignment:
+        if not distribution_alignment:
             return p
-        return thresholds.align_distribution(probs=p, running_mean=new_thresholds.class_confidence)
+        return thresholds.align_distribution(probs=p, running_mean=new_state.class_confidence)
 
     probs = aligned(probs)
-    if settings.threshold == "quantile":
-        span = max(settings.num_steps - settings.warmup_steps, 1)
-        progress = jnp.clip((state.step - settings.warmup_steps) / span, 0.0, 1.0)
-        fraction = settings.quantile_start + (settings.quantile_end - settings.quantile_start) * progress
-        global_probs = lax.all_gather(probs, ax, tiled=True)
+    if kind == "quantile":
+        global_probs = lax.all_gather(probs, axis_name, tiled=True)
         tau = thresholds.quantile_thresholds(
-            probs=global_probs, mask=jnp.ones(global_probs.shape[:1]), fraction=fraction)
+            probs=global_probs, mask=jnp.ones(global_probs.shape[:1]), fraction=quantile_fraction)
     else:
         tau = thresholds.class_thresholds(
-            new_thresholds, kind=settings.threshold, tau_min=settings.tau_min,
-            fixed_threshold=settings.fixed_threshold)
-    pseudo, confident = thresholds.confident_mask(probs=probs, thresholds=tau, mask=mask)
+            new_state, kind=kind, tau_min=tau_min, fixed_threshold=fixed_threshold)
+    labels, confident = thresholds.confident_mask(probs=probs, thresholds=tau, mask=mask)
     monitors = {}
-    if settings.labeller == "head_and_centroid":
-        agrees = (labeller_probs.argmax(-1) == pseudo).astype(jnp.float32)
+    if table_probs is not None:
+        agrees = (table_probs.argmax(-1) == labels).astype(jnp.float32)
         # Share of the batch whose head and centroid labels agree (only those may stay confident).
-        monitors["pseudo/centroid_agreement_batch"] = lax.pmean(agrees.mean(), ax)
+        monitors["pseudo/centroid_agreement_batch"] = lax.pmean(agrees.mean(), axis_name)
         confident = confident * agrees
-    if settings.agreement:
-        if strong is None:
-            strong = strong_view(state, x[num_source:], ax)
-        strong_probs = aligned(target_probs(jnp.concatenate([x[:num_source], strong])))
-        agrees = (strong_probs.argmax(-1) == pseudo).astype(jnp.float32)
-        monitors["pseudo/agreement"] = lax.pmean(agrees.mean(), ax)
+    if strong_probs is not None:
+        agrees = (aligned(strong_probs).argmax(-1) == labels).astype(jnp.float32)
+        monitors["pseudo/agreement"] = lax.pmean(agrees.mean(), axis_name)
         confident = confident * agrees
-    return probs, pseudo, confident, new_thresholds, tau, monitors
+    return PseudoLabels(probs, labels, confident, new_state, tau, monitors)

@@ -1,4 +1,5 @@
-"""Schedules as pure functions of the step (STYLE item 3): learning rate and loss-weight ramps."""
+"""Schedules as pure functions of the step (STYLE item 3): learning rate, loss-weight ramps and the
+quantile threshold's share."""
 
 import jax.numpy as jnp
 import optax
@@ -30,3 +31,12 @@ def class_alignment_weight(step: jnp.ndarray, *, warmup_steps: int, num_steps: i
     span = max(num_steps - warmup_steps, 1)
     progress = jnp.clip((step - warmup_steps) / span, 0.0, 1.0)
     return jnp.where(step < warmup_steps, 0.0, dann_ramp(progress))
+
+
+def quantile_fraction(step: jnp.ndarray, *, warmup_steps: int, num_steps: int, start: float,
+                      end: float) -> jnp.ndarray:
+    """The share of each class a quantile threshold lets pass: `start` until the warm-up ends, then
+    linear to `end` at `num_steps`."""
+    span = max(num_steps - warmup_steps, 1)
+    progress = jnp.clip((step - warmup_steps) / span, 0.0, 1.0)
+    return start + (end - start) * progress

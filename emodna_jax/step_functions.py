@@ -32,7 +32,7 @@ class StepFunctions:
 
     def train(self, state: Any, batch: Any, *, adapt: bool) -> tuple[Any, Any]:
         # A method without pseudo-labels has one phase: compile it once, not twice.
-        adapt = adapt and self.settings.uses_pseudo_labels
+        adapt = adapt and self.settings.makes_pseudo_labels
         if adapt not in self._train:
             body = functools.partial(
                 train_step.train_step, model=self.model, tx=self.tx, settings=self.settings, adapt=adapt)
@@ -50,7 +50,7 @@ class StepFunctions:
 
     def is_adapting(self, step: int) -> bool:
         """The phase of step `step`: adaptation once the warm-up is over."""
-        return step >= self.settings.warmup_steps
+        return step >= self.settings.pseudo.warmup_steps
 
 
 def make_step_functions(

@@ -155,11 +155,3 @@ def confident_mask(*, probs: jax.Array, thresholds: jax.Array, mask: jax.Array) 
 def schedule_tied_ema(num_steps: int) -> float:
     """lam = 1 - 1 / (0.1 * num_steps): the statistics forget over a tenth of the run."""
     return 1.0 - 1.0 / max(0.1 * num_steps, 1.0)
-
-
-def makes_pseudo_labels(*, threshold: str, decoupling_weight: float, class_align: str,
-                        class_align_weight: float) -> bool:
-    """Whether a setting makes target pseudo-labels at all: a threshold rule and a consumer of them
-    (the decoupling loss, or a class-level alignment that is on)."""
-    class_level = class_align != "none" and class_align_weight > 0
-    return threshold != "none" and (decoupling_weight > 0 or class_level)

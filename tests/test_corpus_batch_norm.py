@@ -122,7 +122,7 @@ def test_target_only_batch_gets_what_the_target_half_of_a_joint_batch_gets():
 
 @pytest.mark.parametrize("shared_blocks", [0, 1])
 def test_pseudo_label_forward_on_the_target_half_matches_the_joint_batch(shared_blocks):
-    """What pseudo_labelling.pseudo_labels relies on for per-corpus models: the emotion encoder on the
+    """What train_step.emotion_probs relies on for per-corpus models: the emotion encoder on the
     target rows alone gives the target logits of the joint-batch forward."""
     config = helpers.tiny_config("emodna", **{"model.shared_blocks": shared_blocks})
     assert config.model.batch_norm == "per_corpus"

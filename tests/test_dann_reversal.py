@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from emodna_jax import layers, loss_parts, parallel, schedules, step_functions, train_state
+from emodna_jax import layers, parallel, schedules, step_functions, train_state, train_step
 from tests import helpers
 
 
@@ -58,11 +58,11 @@ def test_corpus_alignment_weight_ramps_mmd_but_not_dann():
     config = helpers.tiny_config("dann", num_devices=1)
     settings = step_functions.make_step_functions(
         config, num_classes=3, backend=parallel.create_backend(config.backend, num_devices=1)).settings
-    assert float(loss_parts.corpus_alignment_weight(0.25, settings)) == config.loss.corpus_align_weight
+    assert float(train_step.corpus_alignment_weight(0.25, settings)) == config.loss.corpus_align_weight
     mmd = helpers.tiny_config("mmd", num_devices=1)
     settings = step_functions.make_step_functions(
         mmd, num_classes=3, backend=parallel.create_backend(mmd.backend, num_devices=1)).settings
-    assert float(loss_parts.corpus_alignment_weight(0.25, settings)) == 0.25 * mmd.loss.corpus_align_weight
+    assert float(train_step.corpus_alignment_weight(0.25, settings)) == 0.25 * mmd.loss.corpus_align_weight
 
 
 def test_gradient_reversal_is_identity_forward_and_reversed_scaled_backward():

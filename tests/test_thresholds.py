@@ -2,7 +2,6 @@
 
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from emodna_jax import thresholds
 
@@ -95,16 +94,3 @@ def test_distribution_alignment_turns_a_neglected_class_into_confident_pseudo_la
     aligned = thresholds.align_distribution(probs=probs, running_mean=running)
     pseudo, confident = thresholds.confident_mask(probs=aligned, thresholds=tau, mask=jnp.ones(1))
     assert (int(pseudo[0]), float(confident[0])) == (1, 1.0)
-
-
-@pytest.mark.parametrize("threshold,decoupling,class_align,class_weight,expected", [
-    ("freematch", 0.1, "prototype", 1.0, True),
-    ("freematch", 0.1, "none", 0.0, True),        # the decoupling loss alone consumes them
-    ("freematch", 0.0, "prototype", 1.0, True),   # class-level alignment alone
-    ("freematch", 0.0, "none", 1.0, False),       # a weight on an alignment that is off consumes nothing
-    ("freematch", 0.0, "prototype", 0.0, False),
-    ("none", 1.0, "prototype", 1.0, False),       # no rule, no pseudo-label
-])
-def test_makes_pseudo_labels_needs_a_rule_and_a_consumer(threshold, decoupling, class_align, class_weight, expected):
-    assert thresholds.makes_pseudo_labels(threshold=threshold, decoupling_weight=decoupling,
-                                          class_align=class_align, class_align_weight=class_weight) is expected

@@ -75,12 +75,12 @@ def test_shared_trunk_trains_with_every_emodna_loss():
 
 
 def test_agreement_keeps_only_pseudo_labels_that_the_strong_view_repeats():
-    """pseudo_labels with agreement: the same pseudo-labels, and confident = confident without
+    """target_pseudo_labels with agreement: the same pseudo-labels, and confident = confident without
     agreement AND argmax of the strong view (recomputed here from augment.py) = the pseudo-label."""
     import jax
     import jax.numpy as jnp
 
-    from emodna_jax import augment, loss_parts, models, pseudo_labelling, train_state, train_step
+    from emodna_jax import augment, models, train_state, train_step
 
     config = helpers.tiny_config("emodna", **{"pseudo.distribution_alignment": True})
     model = models.create_model(config, num_classes=NUM_CLASSES, num_corpora=2, axis_name="batch")
@@ -93,13 +93,17 @@ def test_agreement_keeps_only_pseudo_labels_that_the_strong_view_repeats():
     for agreement in (False, True):
         config.pseudo.agreement = agreement
         settings = train_step.StepSettings.from_config(config, num_classes=NUM_CLASSES, num_corpora=2)
-        pseudo_fn = lambda s, v: pseudo_labelling.pseudo_labels(s, v, 16, model=model, settings=settings)  # noqa: E731
+
+        def pseudo_fn(s, v, settings=settings):
+            strong = train_step.strong_view(s, v[16:], "batch")
+            return train_step.target_pseudo_labels(s, v, 16, model=model, settings=settings, strong=strong)
+
         outputs[agreement] = jax.tree.map(lambda a: a[0], jax.vmap(pseudo_fn, axis_name="batch")(
             jax.tree.map(lambda a: a[None], state), x[None]))
     probs, pseudo, plain, thresholds_state, _, _ = outputs[False]
     _, pseudo_agree, confident, _, _, monitors = outputs[True]
     np.testing.assert_array_equal(pseudo_agree, pseudo)
-    key = jax.random.fold_in(jax.random.fold_in(state.rng, state.step), loss_parts.AUGMENT_STREAM)
+    key = jax.random.fold_in(jax.random.fold_in(state.rng, state.step), train_step.AUGMENT_STREAM)
     strong = augment.strong_view(augment.example_keys(key, first_index=0, count=16), x[16:])
     e_model, e_vars = models.emotion_encoder_view(model.clone(axis_name=None), {
         "params": state.params, "batch_stats": state.batch_stats})
@@ -120,7 +124,7 @@ def test_head_and_centroid_keeps_only_head_pseudo_labels_the_centroid_table_repe
     import jax.numpy as jnp
     import pytest
 
-    from emodna_jax import models, pseudo_labelling, train_state, train_step
+    from emodna_jax import models, train_state, train_step
 
     config = helpers.tiny_config("emodna")
     model = models.create_model(config, num_classes=NUM_CLASSES, num_corpora=2, axis_name="batch")
@@ -133,7 +137,7 @@ def test_head_and_centroid_keeps_only_head_pseudo_labels_the_centroid_table_repe
     def run(labeller, table=None):
         config.pseudo.labeller = labeller
         settings = train_step.StepSettings.from_config(config, num_classes=NUM_CLASSES, num_corpora=2)
-        fn = lambda s, v, t: pseudo_labelling.pseudo_labels(  # noqa: E731
+        fn = lambda s, v, t: train_step.target_pseudo_labels(  # noqa: E731
             s, v, 16, model=model, settings=settings, labeller_probs=t)
         out = jax.vmap(fn, axis_name="batch")(jax.tree.map(lambda a: a[None], state), x[None],
                                               None if table is None else table[None])
