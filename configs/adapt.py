@@ -13,6 +13,9 @@ The default method (Emo-DNA, configs/default.py) with three fields chosen when t
   corpus classes (D = sources + target, as the method could have) are not built yet.
 * classes: angry, fear, happy, neutral, sad, those every source has (--config.classes=... to choose).
 * task: the run's name in results.json, from what it did, e.g. "casia+emodb2calls".
+Like the default it selects its settings over 4 label-free grid points and retrains the chosen one
+(--config.select.grid="" trains once): 9.4 min on 2 busy CPU cores for CASIA + EmoDB -> 40 files
+(README "Your own recordings" has the output).
 `configs/adapt.py:smoke` shrinks everything for tests; `configs/adapt.py:NAME` runs method NAME.
 The run ends with the histogram of predicted classes (no labels, so no UAR) and a warning when
 one class takes most predictions (reporting.COLLAPSE_SHARE).
