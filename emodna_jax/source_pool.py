@@ -1,6 +1,6 @@
 """Several labelled corpora as ONE pooled source: `config.source="casia,emodb"`.
 
-What pooling is (docs/method.md §2 has one source and one target corpus):
+What pooling is (docs/method.md §1: one source and one target corpus, D = 2 corpora):
 * each source corpus is standardised by its OWN label-free statistics (config.normalization, as a
   single source would be; its held-out speakers, if any, included in its statistics), then the
   corpora are concatenated; speaker ids become "<corpus>/<speaker>" so that two corpora's

@@ -107,6 +107,18 @@ def test_recipe_refuses_what_it_cannot_choose(fields, message):
         recipe.resolve(c)
 
 
+@pytest.mark.parametrize("source,classes,message", [
+    ("casia,emodb", "angry,surprise", "config.source='casia,emodb' has no surprise"),  # CASIA has it, EmoDB not
+    ("casia,casia", "angry,sad", "name each source corpus once"),
+    ("casia,atlantis", "angry,sad", "config.source='atlantis' is an unknown corpus"),
+])
+def test_a_pooled_source_is_checked_corpus_by_corpus(source, classes, message):
+    c = adapt.get_config()
+    c.update({"source": source, "classes": classes, "target": "emovo", "task": "x"})
+    with pytest.raises(config_checks.ConfigError, match=message):
+        config_checks.validate(c)
+
+
 def test_collapse_warning_above_seventy_percent_of_one_class():
     names = ["angry", "happy", "sad"]
     assert reporting.collapse_warning([7, 2, 1], names) is None  # exactly 70 %: not above
