@@ -84,7 +84,7 @@ def pseudo_label_table(runs: dict, tasks: list[str], methods: list[str], label) 
                 continue
             any_run = True
             share = [100 * r["confident_share_run"] for r in found]
-            prec = [100 * r["pseudo_label_precision_run"] for r in found
+            prec = [r["pseudo_label_precision_run"] for r in found  # already in %
                     if r.get("pseudo_label_precision_run") is not None]
             prec_text = f"{sum(prec) / len(prec):.0f} %" if prec else "-"
             cells.append(f"{sum(share) / len(share):.0f} % / {prec_text} (min {min(share):.0f} %)")

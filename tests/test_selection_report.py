@@ -48,8 +48,8 @@ def test_tables_count_choices_and_rank_validators(tmp_path):
 
 
 def test_pseudo_label_table_reports_share_precision_and_the_smallest_share():
-    runs = {("c2b", "emodna"): [{"confident_share_run": 0.4, "pseudo_label_precision_run": 0.5},
-                                {"confident_share_run": 0.2, "pseudo_label_precision_run": 0.7}],
+    runs = {("c2b", "emodna"): [{"confident_share_run": 0.4, "pseudo_label_precision_run": 50.0},
+                                {"confident_share_run": 0.2, "pseudo_label_precision_run": 70.0}],
             ("c2b", "source_only"): [{"confident_share_run": None}]}
     lines = selection_report.pseudo_label_table(runs, ["c2b"], ["emodna", "source_only"], str.upper)
     assert lines[2] == "| emodna | 30 % / 60 % (min 20 %) |" and len(lines) == 3
