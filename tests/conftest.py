@@ -1,4 +1,5 @@
-"""Test configuration: 4 forced CPU devices, set before jax is imported anywhere."""
+"""Test configuration: 4 forced CPU devices, set before jax is imported anywhere, and the session
+fixtures of tests/fixtures_data.py (the synthetic corpora built once, one compilation cache)."""
 
 import os
 import sys
@@ -14,7 +15,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+# openSMILE's library (the optional extra) segfaults in its first extraction when it is loaded after
+# TensorFlow (tensorflow 2.21, opensmile 2.6.0; the other order works): load it first when installed.
+try:
+    import opensmile  # noqa: E402, F401
+except ImportError:
+    pass
+
 import pytest  # noqa: E402
+
+from tests.fixtures_data import (  # noqa: E402, F401  (session fixtures for every module)
+    compilation_cache, jax_cache_dir, subprocess_env, synthetic_affect_dir, synthetic_data_dir)
 
 CORPORA_ROOT = os.path.join(os.path.dirname(ROOT), "shared", "corpora")
 

@@ -16,7 +16,6 @@ import pytest
 import soundfile as sf
 
 from emodna_jax import corpora, features, labels
-from tests.fixtures_data import synthetic_data_dir  # noqa: F401  (session fixture)
 
 DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
 FIVE = ("angry", "fear", "happy", "neutral", "sad")
@@ -31,7 +30,7 @@ def read(ds) -> dict:
     return dict(out)
 
 
-def test_synthetic_names_map_to_splits(synthetic_data_dir):  # noqa: F811
+def test_synthetic_names_map_to_splits(synthetic_data_dir):
     for name in ("synthetic_a", "synthetic_c"):
         d = read(corpora.load(name, data_dir=synthetic_data_dir))
         assert len(d["file"]) == 200 and set(d["corpus"]) == {name}

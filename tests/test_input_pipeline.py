@@ -9,7 +9,6 @@ import pytest
 from configs import default
 from emodna_jax import input_pipeline as ip
 from emodna_jax import labels
-from tests.fixtures_data import synthetic_data_dir  # noqa: F401  (session fixture)
 
 T, F = 6, 3
 FIVE = ("angry", "fear", "happy", "neutral", "sad")
@@ -295,10 +294,10 @@ def test_prefetch_reraises_worker_errors():
         next(it)
 
 
-def test_synthetic_task_through_tfds(synthetic_data_dir):  # noqa: F811
+def test_synthetic_task_through_tfds(synthetic_affect_dir):
     """The default task (synthetic_a -> synthetic_b) through corpora.load and the built TFRecords."""
     c = default.get_config()
-    c.data_dir, c.batch_size, c.eval_batch_size = synthetic_data_dir, 16, 64
+    c.data_dir, c.batch_size, c.eval_batch_size = synthetic_affect_dir, 16, 64
     c.source_val_speakers = "am2"
     data = ip.create_task_data(c, num_devices=4)
     assert data.class_names == FIVE and data.feature_shape == (1, 78)  # the default front end, affect

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 
-import jax
 import numpy as np
 import pytest
 
@@ -222,17 +221,9 @@ def in_memory_corpora(monkeypatch):
     return data
 
 
-@pytest.fixture(scope="module", autouse=True)
-def compilation_cache(tmp_path_factory):
-    """The grid's points share shapes: a persistent cache lets later compilations reuse earlier ones."""
-    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
-             "jax_persistent_cache_min_entry_size_bytes")
-    before = {n: getattr(jax.config, n) for n in names}
-    for name, value in zip(names, (str(tmp_path_factory.mktemp("selection_jax_cache")), 0.0, 0)):
-        jax.config.update(name, value)
-    yield
-    for name, value in before.items():
-        jax.config.update(name, value)
+# The grid's points share shapes: the session's persistent compilation cache (tests/fixtures_data.py)
+# lets later compilations reuse earlier ones.
+pytestmark = pytest.mark.usefixtures("compilation_cache")
 
 
 def real_config(validator="source_uar"):

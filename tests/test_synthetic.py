@@ -9,7 +9,6 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from emodna_jax import labels, synthetic_speech as ss
-from tests.fixtures_data import synthetic_data_dir  # noqa: F401  (session fixture)
 
 
 def test_same_seed_same_audio_and_order_independent():
@@ -73,7 +72,7 @@ def _load(data_dir, split):
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def test_builder_fields(synthetic_data_dir):  # noqa: F811
+def test_builder_fields(synthetic_data_dir):
     for corpus in ss.CORPUS_NAMES:
         d = _load(synthetic_data_dir, corpus)
         assert d["features"].shape == (200, 188, 39) and d["features"].dtype == np.float32
@@ -94,7 +93,7 @@ def _mean_features(d):
     return d["features"].mean(1)
 
 
-def test_domain_gap_and_imperfect_transfer(synthetic_data_dir):  # noqa: F811
+def test_domain_gap_and_imperfect_transfer(synthetic_data_dir):
     data = {c: _load(synthetic_data_dir, c) for c in ss.CORPUS_NAMES}
     # The corpus is trivially predictable from utterance-mean MFCCs: a real domain gap.
     x = np.concatenate([_mean_features(data[c]) for c in ss.CORPUS_NAMES])

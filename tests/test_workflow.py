@@ -2,9 +2,7 @@
 eval; resuming after a signal and after a crash; a NaN stop. The CLI itself is in
 test_workflow_cli.py.
 
-Every run here has the same config, so a persistent compilation cache (one per module) makes every
-run after the first reuse its compiled steps: the first run takes about 40 s on 2 CPU cores, each
-later one a few seconds.
+The synthetic corpora (affect, the default front end) are built once per session (tests/fixtures_data.py).
 """
 
 import json
@@ -24,45 +22,16 @@ from emodna_jax import checkpointing, evaluation, features, inference, input_pip
 METRICS = ("uar", "war", "per_class_recall", "confusion")
 
 
-def shared_dir(tmp_path_factory, name: str) -> str:
-    """A folder of this pytest session shared by the workflow modules. (A session fixture imported
-    into two modules is set up once per module, so these are plain paths instead.)"""
-    path = tmp_path_factory.getbasetemp() / name
-    path.mkdir(exist_ok=True)
-    return str(path)
-
-
-def build_synthetic(tmp_path_factory) -> str:
-    """A TFDS data_dir with the synthetic corpora, built on first use in the session."""
-    from data.synthetic import synthetic_dataset_builder
-
-    data_dir = shared_dir(tmp_path_factory, "workflow_tfds")
-    synthetic_dataset_builder.Builder(config="mfcc39", data_dir=data_dir).download_and_prepare()
-    return data_dir
+# Every run here has the same shapes: the session's persistent compilation cache (shared with the
+# train.py processes of test_workflow_cli.py and test_workflow_multiprocess.py) makes every run after
+# the first of a config load its compiled steps.
+pytestmark = pytest.mark.usefixtures("compilation_cache")
 
 
 @pytest.fixture(scope="module")
-def synthetic_data_dir(tmp_path_factory):
-    return build_synthetic(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def jax_cache_dir(tmp_path_factory):
-    """One persistent compilation cache for the workflow tests of a session (in process and in the
-    CLI processes of test_workflow_cli.py, which run the same smoke config)."""
-    return shared_dir(tmp_path_factory, "workflow_jax_cache")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def compilation_cache(jax_cache_dir):
-    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
-             "jax_persistent_cache_min_entry_size_bytes")
-    before = {n: getattr(jax.config, n) for n in names}
-    for name, value in zip(names, (jax_cache_dir, 0.0, 0)):
-        jax.config.update(name, value)
-    yield
-    for name, value in before.items():
-        jax.config.update(name, value)
+def data_dir(synthetic_affect_dir):
+    """The session's synthetic corpora with the default front end built."""
+    return synthetic_affect_dir
 
 
 def smoke_config(data_dir, **overrides):
@@ -99,10 +68,10 @@ def read_json(path):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(synthetic_data_dir, tmp_path_factory):
+def uninterrupted(data_dir, tmp_path_factory):
     """One whole run with the target monitor, never interrupted (pictures: test_workflow_cli.py)."""
     workdir = str(tmp_path_factory.mktemp("uninterrupted"))
-    config = smoke_config(synthetic_data_dir, monitor_target_every=6)
+    config = smoke_config(data_dir, monitor_target_every=6)
     results = trainer.train_and_evaluate(config, workdir)
     return config, workdir, results
 
@@ -255,11 +224,11 @@ def _crash_at_step_7_and_resume(config, workdir, monkeypatch):
     return trainer.train_and_evaluate(config, workdir)
 
 
-def test_interrupted_runs_end_with_the_same_parameters(uninterrupted, synthetic_data_dir, tmp_path, monkeypatch):
+def test_interrupted_runs_end_with_the_same_parameters(uninterrupted, data_dir, tmp_path, monkeypatch):
     """SIGTERM during warm-up, then a crash during adaptation, each followed by the same command:
     the final state equals the uninterrupted run's, leaf for leaf, bit for bit."""
     config, reference_dir, reference = uninterrupted
-    config = smoke_config(synthetic_data_dir)  # the same run, without plots and monitor
+    config = smoke_config(data_dir)  # the same run, without plots and monitor
     workdir = str(tmp_path / "run")
 
     def terminate(batch):
@@ -290,8 +259,8 @@ def test_interrupted_runs_end_with_the_same_parameters(uninterrupted, synthetic_
 
 
 def test_nan_loss_stops_naming_step_and_parts_and_keeps_the_last_good_checkpoint(
-        synthetic_data_dir, tmp_path, monkeypatch):
-    config = smoke_config(synthetic_data_dir)
+        data_dir, tmp_path, monkeypatch):
+    config = smoke_config(data_dir)
     workdir = str(tmp_path / "run")
 
     def poison(batch):
@@ -328,23 +297,23 @@ def _input_threads():
     return [t for t in threading.enumerate() if t.name == "emodna-input" and t.is_alive()]
 
 
-def test_head_and_centroid_run_attaches_the_table_and_records_both_agreements(synthetic_data_dir, tmp_path):
+def test_head_and_centroid_run_attaches_the_table_and_records_both_agreements(data_dir, tmp_path):
     """pseudo.labeller='head_and_centroid' end to end: the trainer builds the centroid table (its refresh
     monitors reach results.json) and the step reports how many batch rows the table agreed with."""
     config = default.get_config("smoke")
     config.pseudo.labeller = "head_and_centroid"
-    config.data_dir, config.plots = synthetic_data_dir, False
+    config.data_dir, config.plots = data_dir, False
     monitors = trainer.train_and_evaluate(config, str(tmp_path / "run"))["train_monitors"]
     assert 0.0 <= monitors["pseudo/centroid_agreement_batch"] <= 1.0
     assert 0.0 <= monitors["pseudo/centroid_head_agreement"] <= 1.0
 
 
-def test_centroid_labeller_run_records_its_monitors_and_resumes_exactly(synthetic_data_dir, tmp_path, monkeypatch):
+def test_centroid_labeller_run_records_its_monitors_and_resumes_exactly(data_dir, tmp_path, monkeypatch):
     """pseudo.labeller='centroid' end to end: the relabelling monitors reach results.json, and a crash
     after a refresh-aligned checkpoint resumes to the uninterrupted run's state, bit for bit."""
     config = default.get_config("smoke")
     config.pseudo.labeller = "centroid"
-    config.data_dir, config.checkpoint_every, config.plots = synthetic_data_dir, 3, False
+    config.data_dir, config.checkpoint_every, config.plots = data_dir, 3, False
     config.pseudo.centroid_every = 3  # warm-up ends at 4: tables at steps 4, 6, 9
     reference = trainer.train_and_evaluate(config, str(tmp_path / "reference"))
     agreement = reference["train_monitors"]["pseudo/centroid_head_agreement"]

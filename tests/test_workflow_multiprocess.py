@@ -1,5 +1,6 @@
 """A multi-host run on one machine: two train.py processes of two CPU devices each (jax.distributed over
-gloo) must train and evaluate the one model that a single process of four devices does."""
+gloo) must train and evaluate the one model that a single process of four devices does (the single
+process is this one: conftest.py forces four CPU devices)."""
 
 import json
 import os
@@ -10,18 +11,15 @@ import sys
 
 import pytest
 
-from tests.test_workflow import build_synthetic
+from configs import default
+from emodna_jax import trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.usefixtures("compilation_cache")
 
 
-@pytest.fixture(scope="module")
-def synthetic_data_dir(tmp_path_factory):
-    return build_synthetic(tmp_path_factory)
-
-
-def _env(devices: int) -> dict:
-    env = dict(os.environ)
+def _env(base: dict, devices: int) -> dict:
+    env = dict(base)
     flags = re.sub(r"--xla_force_host_platform_device_count=\d+", "", env.get("XLA_FLAGS", ""))
     env["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={devices}".strip()
     return env
@@ -39,20 +37,23 @@ def _results(workdir) -> dict:
 
 
 @pytest.mark.parametrize("backend,labeller", [("pmap", "centroid"), ("shard_map", "head")])
-def test_two_processes_train_the_model_of_one(backend, labeller, synthetic_data_dir, tmp_path):
+def test_two_processes_train_the_model_of_one(backend, labeller, synthetic_affect_dir, subprocess_env,
+                                              tmp_path):
+    config = default.get_config("smoke")
+    config.pseudo.labeller, config.data_dir, config.backend = labeller, synthetic_affect_dir, backend
+    config.plots = False
+    trainer.train_and_evaluate(config, str(tmp_path / "one"))  # the single process of four devices
     args = [sys.executable, os.path.join(ROOT, "train.py"), "--config=configs/default.py:smoke",
-            f"--config.pseudo.labeller={labeller}", f"--config.data_dir={synthetic_data_dir}",
+            f"--config.pseudo.labeller={labeller}", f"--config.data_dir={synthetic_affect_dir}",
             f"--config.backend={backend}", "--config.plots=False"]
-    one = subprocess.run(args + [f"--workdir={tmp_path / 'one'}"], cwd=ROOT, env=_env(4),
-                         capture_output=True, text=True, timeout=600)
-    assert one.returncode == 0, one.stderr[-3000:]
 
     port, workdir = _free_port(), tmp_path / "two"
     procs = [subprocess.Popen(
         args + [f"--workdir={workdir}", "--config.distributed=True",
                 f"--config.coordinator_address=localhost:{port}", "--config.num_processes=2",
                 f"--config.process_id={p}"],
-        cwd=ROOT, env=_env(2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for p in range(2)]
+        cwd=ROOT, env=_env(subprocess_env, 2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for p in range(2)]
     try:
         outputs = [p.communicate(timeout=600) for p in procs]
     finally:  # a hung collective must not outlive the test
