@@ -1,6 +1,8 @@
-"""Test configuration: 4 forced CPU devices, set before jax is imported anywhere, and the session
-fixtures of tests/fixtures_data.py (the synthetic corpora built once, one compilation cache)."""
+"""Test configuration: 4 forced CPU devices, set before jax is imported anywhere; the session fixtures
+of tests/fixtures_data.py (the synthetic corpora built once, one compilation cache); compiled code
+released after each module."""
 
+import gc
 import os
 import sys
 
@@ -36,3 +38,16 @@ def corpora_root():
     if not os.path.isdir(CORPORA_ROOT):
         pytest.skip(f"real corpora not found at {CORPORA_ROOT}")
     return CORPORA_ROOT
+
+
+@pytest.fixture(scope="module", autouse=True)
+def release_compiled_code():
+    """Drops JAX's compiled executables after each module. Each one keeps about three memory mappings
+    of JIT code alive (the suite added about 1,000 a minute), and at the kernel's limit of 65,530 per
+    process (vm.max_map_count) XLA's LLVM JIT fails to map the next one ("LLVM compilation error:
+    Cannot allocate memory") and the process segfaults: reproduced by filling the maps and compiling,
+    and the likely cause of the one-process suite's old segfault in test_workflow.py."""
+    yield
+    if "jax" in sys.modules:
+        sys.modules["jax"].clear_caches()
+    gc.collect()
