@@ -7,10 +7,12 @@
 The default method (Emo-DNA, configs/default.py) with three fields chosen when the run starts
 (emodna_jax/recipe.py), each overridable:
 * source: every labelled corpus found as ROOT/<corpus> (emodb, emovo, casia, ravdess, savee), or
-  the ones named, e.g. --config.source=casia,emodb. Several corpora are ONE POOLED source
+  the ones named, e.g. --config.source=casia,emodb. Several corpora form one source
   (emodna_jax/source_pool.py): each standardised by its own statistics, source batches balanced
-  across them, one corpus id for all of them in the train step. Per-source corpus prototypes and
-  corpus classes (D = sources + target, as the method could have) are not built yet.
+  across them, and (multi_source="per_corpus", the recipe's default) one corpus id each in the
+  train step: D = sources + target corpus prototypes, corpus classes and per-corpus BatchNorm rows,
+  the corpus-level alignment between the pooled sources and the target (per source with
+  --config.loss.corpus_align_per_source=True; --config.multi_source=pooled: one id for all sources).
 * classes: angry, fear, happy, neutral, sad, those every source has (--config.classes=... to choose).
 * task: the run's name in results.json, from what it did, e.g. "casia+emodb2calls".
 Like the default it selects its settings over 4 label-free grid points and retrains the chosen one
@@ -35,5 +37,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.source = recipe.AUTO  # every labelled corpus under corpora_root, or comma-separated names
     c.classes = recipe.AUTO  # recipe.PREFERRED_CLASSES that every source has
     c.task = recipe.AUTO  # "<sources joined by +>2<target folder's name>"
+    # One corpus id per source (D = sources + target), as the method's corpus decoupling is stated
+    # (docs/decisions.md §10); "pooled" gives all sources one id.
+    c.multi_source = "per_corpus"
     c.corpora_root = os.path.normpath(os.path.join(cross_corpus.REPO, "..", "shared", "corpora"))
     return c

@@ -24,6 +24,10 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     # `folder:PATH` for one's own recordings (the audio_folder builder).
     c.source = "synthetic_a"
     c.target = "synthetic_b"
+    # Several sources (source="casia,emodb", emodna_jax/source_pool.py): "pooled" gives them ONE
+    # corpus id (D = 2 corpora in the step), "per_corpus" one id each (D = sources + target: a corpus
+    # prototype and a corpus-classifier class per corpus). One source: D = 2 either way.
+    c.multi_source = "pooled"
     # Comma-separated canonical emotion names; both corpora must have every one of them.
     c.classes = SHARED_CLASSES
     # Folder holding each real corpus' manual folder as <corpora_root>/<corpus>.
@@ -89,6 +93,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.loss.corpus_align_weight = 0.1  # c: corpus-level alignment, ramped by the DANN schedule
     c.loss.class_align_weight = 0.1  # d: class-level alignment on confident target pseudo-labels
     c.loss.corpus_align = "mmd"  # mmd | dann | coral | none
+    # Several sources with one corpus id each (multi_source="per_corpus"): MMD or CORAL as the mean of
+    # one term per source corpus against the target, instead of one between the pooled sources and it.
+    c.loss.corpus_align_per_source = False
     c.loss.class_align = "prototype"  # prototype | lmmd | cross_entropy (self-training) | none
     # Weight of the diversity term (negative entropy of the mean target prediction), 0 = off.
     c.loss.diversity_weight = 0.0

@@ -16,6 +16,7 @@ NORMALIZATION = ("corpus", "speaker", "utterance", "none")
 TEACHERS = ("student", "ema")
 LABELLERS = ("head", "centroid", "head_and_centroid")
 BATCH_NORM = ("shared", "per_corpus")
+MULTI_SOURCE = ("pooled", "per_corpus")  # several sources: one corpus id, or one per source (source_pool.py)
 FEATURES = ("mfcc39", "logmel64", "affect", "affect_frames", "egemaps", "compare")  # front ends the builders write (features.FEATURE_CONFIGS; a test keeps them equal)
 FOLDER_PREFIX = "folder:"
 # The emotions each named corpus has (its label table; corpora.VALID_NAMES, a test keeps them equal).
@@ -159,6 +160,15 @@ def validate(config: ml_collections.ConfigDict, *, num_devices: int | None = Non
     _choice(config.method, tuple(methods.METHODS), "method")
     _choice(config.backend, parallel.BACKENDS, "backend")
     _choice(config.normalization, NORMALIZATION, "normalization")
+    _choice(config.get("multi_source", "pooled"), MULTI_SOURCE, "multi_source")
+    if config.loss.get("corpus_align_per_source", False):
+        sources = [n for n in config.source.split(",") if n.strip()]
+        _require(len(sources) > 1 and config.get("multi_source", "pooled") == "per_corpus"
+                 and config.loss.corpus_align in ("mmd", "coral"),
+                 "config.loss.corpus_align_per_source needs several sources with one corpus id each and "
+                 "MMD or CORAL (--config.source=a,b --config.multi_source=per_corpus "
+                 f"--config.loss.corpus_align=mmd; now source={config.source!r}, multi_source="
+                 f"{config.get('multi_source', 'pooled')!r}, corpus_align={config.loss.corpus_align!r})")
     minimum = config.get("normalization_min_per_speaker", 2)
     _require(isinstance(minimum, int) and minimum >= 2,
              f"config.normalization_min_per_speaker={minimum!r} must be an integer >= 2: one recording's "

@@ -256,9 +256,18 @@ class TaskData:
     # A pooled source (config.source="a,b"): the indices of each corpus in `source`, for balanced
     # source batches (source_pool.py); () for one source corpus.
     source_groups: tuple = dataclasses.field(default=(), repr=False)
+    # Corpora in the train step (D): 2, or sources + target with config.multi_source="per_corpus", whose
+    # source examples then carry their own corpus' id (its index in `source_names`, 0..D-2).
+    num_corpora: int = 2
+    source_names: tuple[str, ...] = ()
+
+    def source_corpus(self, arrays: CorpusArrays) -> np.ndarray | None:
+        """Each example's corpus id int32 [N] in a source split (one id per source), else None."""
+        return source_pool.corpus_ids(arrays.speakers, self.source_names) if self.num_corpora > 2 else None
 
     def __post_init__(self) -> None:
         self._perm = functools.lru_cache(maxsize=8)(_permutation)
+        self._source_corpus = functools.lru_cache(maxsize=1)(lambda: self.source_corpus(self.source))
 
     @property
     def global_batch(self) -> int:
@@ -284,17 +293,20 @@ class TaskData:
         # by which a host-side labeller (any pseudo.labeller but "head") finds its rows.
         xt, idx_t = self._stream(self.target, TARGET_STREAM, step)
         shape = idx_s.shape
+        corpus = self._source_corpus()
+        source_corpus = np.full(shape, SOURCE_STREAM, np.int32) if corpus is None else corpus[idx_s]
         return {
             "source": {"features": xs, "label": self.source.labels[idx_s].astype(np.int32),
-                       "corpus": np.full(shape, SOURCE_STREAM, np.int32)},
-            "target": {"features": xt, "corpus": np.full(shape, TARGET_STREAM, np.int32),
+                       "corpus": source_corpus},
+            # The target is the last corpus: TARGET_STREAM (1) for one source or a pooled one.
+            "target": {"features": xt, "corpus": np.full(shape, self.num_corpora - 1, np.int32),
                        "index": idx_t.astype(np.int32)},
         }
 
     def train_batches(self, start_step: int = 0) -> Iterator[dict]:
         """Endless batches from step `start_step` on: {"source": {features f32[n_dev, b, T, F],
-        label i32[n_dev, b], corpus i32 (0)}, "target": {features, corpus i32 (1), index i32}},
-        prefetched."""
+        label i32[n_dev, b], corpus i32 (0; per-corpus sources 0..D-2)}, "target": {features,
+        corpus i32 (D-1: 1 but for per-corpus sources), index i32}}, prefetched."""
         if start_step < 0:
             raise ValueError(f"start_step={start_step} must be >= 0")
         return _prefetch(self.train_batch, start_step, self.prefetch)
@@ -313,7 +325,8 @@ class TaskData:
 
     def eval_batches(self, which: str = "target") -> Iterator[dict]:
         """The whole split once: {features f32[n_dev, b_eval, T, F], label i32 (-1: no label),
-        mask bool (False on padding), index i32 (position in `eval_examples(which)`, -1 on padding)}.
+        mask bool (False on padding), index i32 (position in `eval_examples(which)`, -1 on padding),
+        corpus i32 (a source split of several sources with one corpus id each: whose each row is)}.
 
         Global position i of batch j sits at process i // (n_dev*b) % P, device, slot (row-major);
         every process yields the same number of batches, and each example has mask True exactly once.
@@ -327,7 +340,9 @@ class TaskData:
             idx = np.where(mask, pos, 0)
             features = arrays.features[idx]
             features[~mask] = 0.0
+            corpus = None if which == "target" else self.source_corpus(arrays)
             yield {"features": features.reshape(shape + self.feature_shape),
+                   **({} if corpus is None else {"corpus": np.where(mask, corpus[idx], 0).reshape(shape)}),
                    "label": np.where(mask, arrays.labels[idx], -1).astype(np.int32).reshape(shape),
                    "mask": mask.reshape(shape),
                    "index": np.where(mask, pos, -1).astype(np.int32).reshape(shape)}
@@ -413,4 +428,5 @@ def create_task_data(config: ml_collections.ConfigDict, *, num_devices: int, pro
         process_count=process_count, prefetch=int(config.get("prefetch", 2)), target_stats=t_stats,
         normalization_report=[*(pooled_report or [normalization.describe(s_stats, f"source {config.source}")]),
                               normalization.describe(t_stats, f"target {config.target}")],
-        source_groups=source_pool.groups(source.speakers, names) if pooled_report else ())
+        **source_pool.corpus_fields(source.speakers, names, pooled=bool(pooled_report),
+                                    multi_source=config.get("multi_source", "pooled")))

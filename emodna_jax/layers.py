@@ -68,6 +68,13 @@ class CorpusBatchNorm(nn.Module):
     num_source=0 is a batch of target rows only: with `split` 1 they get exactly what the target half
     of a joint batch gets (the pseudo-label forward relies on it).
     Inference: every row uses the running statistics of `stream` (SOURCE_STREAM or TARGET_STREAM).
+
+    Several sources with one corpus id each (`num_corpora` D > 2, config.multi_source="per_corpus"):
+    one row of statistics per corpus, the target's last (D - 1, which TARGET_STREAM then names);
+    `source_corpus` int [num_source] gives each source row's corpus 0..D-2, and each source corpus is
+    normalised by its own statistics (masked sums over the global batch). At inference
+    `source_corpus` int [B], when given, picks each row's statistics (a source split), else `stream`.
+    D = 2 (one source, or a pooled one) runs exactly the two-row code above.
     """
 
     use_running_average: bool
@@ -76,21 +83,32 @@ class CorpusBatchNorm(nn.Module):
     num_source: int | None = None
     stream: int = TARGET_STREAM
     epsilon: float = 1e-5  # flax.linen.BatchNorm's
+    num_corpora: int = 2
+    source_corpus: jax.Array | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array, split: jax.Array | float = 1.0) -> jax.Array:
         channels = x.shape[-1]
         scale = self.param("scale", nn.initializers.ones, (channels,))
         bias = self.param("bias", nn.initializers.zeros, (channels,))
-        running_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((2, channels), jnp.float32))
-        running_var = self.variable("batch_stats", "var", lambda: jnp.ones((2, channels), jnp.float32))
+        rows = self.num_corpora
+        running_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((rows, channels), jnp.float32))
+        running_var = self.variable("batch_stats", "var", lambda: jnp.ones((rows, channels), jnp.float32))
         if self.use_running_average:
-            mean, var = running_mean.value[self.stream], running_var.value[self.stream]
+            if rows > 2 and self.source_corpus is not None:  # each row its own corpus' statistics
+                shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (channels,)
+                mean = running_mean.value[self.source_corpus].reshape(shape)
+                var = running_var.value[self.source_corpus].reshape(shape)
+            else:
+                row = rows - 1 if self.stream == TARGET_STREAM else self.stream
+                mean, var = running_mean.value[row], running_var.value[row]
             return (x - mean) * lax.rsqrt(var + self.epsilon) * scale + bias
         num_source = self.num_source
         if num_source is None or not 0 <= num_source < x.shape[0]:
             raise ValueError(f"per-corpus BatchNorm in training needs 0 <= num_source < batch size "
                              f"({x.shape[0]}), got num_source={num_source}")
+        if rows > 2:
+            return self._train_per_source(x, split, scale, bias, running_mean, running_var)
         # (row of the running statistics, rows of x) for each stream present; num_source=0 is a
         # target-only batch (the pseudo-label forward), whose source row of statistics stays as it is.
         halves = ((SOURCE_STREAM, x[:num_source]), (TARGET_STREAM, x[num_source:]))
@@ -122,15 +140,49 @@ class CorpusBatchNorm(nn.Module):
         shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (channels,)
         return (x - mean.reshape(shape)) * lax.rsqrt(var.reshape(shape) + self.epsilon) * scale + bias
 
+    def _train_per_source(self, x, split, scale, bias, running_mean, running_var) -> jax.Array:
+        """Training with D > 2 rows: source corpus k (rows [:num_source] where source_corpus == k) by
+        its own statistics over the global batch, the target (rows [num_source:]) by its own; where
+        `split` is 0 every row gets the joint statistics. A corpus absent from the batch keeps its
+        running row."""
+        num_source, rows, channels = self.num_source, self.num_corpora, x.shape[-1]
+        if num_source and self.source_corpus is None:
+            raise ValueError("per-corpus BatchNorm with num_corpora > 2 needs source_corpus, the corpus "
+                             "id of each source row")
+        source_rows = self.source_corpus if num_source else jnp.zeros((0,), jnp.int32)
+        row_of = jnp.concatenate([source_rows.astype(jnp.int32),
+                                  jnp.full((x.shape[0] - num_source,), rows - 1, jnp.int32)])  # [B]
+        member = jax.nn.one_hot(row_of, rows, dtype=x.dtype)  # [B, rows]
+        flat = x.reshape(x.shape[0], -1, channels)  # [B, values per example and channel, C]
+        sums = jnp.einsum("bvc,br->rc", flat, member)
+        sums_sq = jnp.einsum("bvc,br->rc", jnp.square(flat), member)
+        counts = member.sum(0) * flat.shape[1]  # [rows]
+        if self.axis_name is not None:
+            sums, sums_sq, counts = lax.psum((sums, sums_sq, counts), self.axis_name)
+        total = jnp.maximum(counts.sum(), 1.0)
+        joint_mean, joint_sq = sums.sum(0) / total, sums_sq.sum(0) / total
+        safe = jnp.maximum(counts, 1.0)[:, None]
+        split = jnp.asarray(split, x.dtype)
+        mean = split * sums / safe + (1 - split) * joint_mean  # [rows, C]
+        var = jnp.maximum(split * sums_sq / safe + (1 - split) * joint_sq - jnp.square(mean), 0.0)
+        if not self.is_initializing():
+            m, present = self.momentum, (counts > 0)[:, None]
+            running_mean.value = jnp.where(present, m * running_mean.value + (1 - m) * mean, running_mean.value)
+            running_var.value = jnp.where(present, m * running_var.value + (1 - m) * var, running_var.value)
+        shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (channels,)
+        return (x - mean[row_of].reshape(shape)) * lax.rsqrt(var[row_of].reshape(shape) + self.epsilon) * scale + bias
+
 
 def batch_norm(h: jax.Array, split: jax.Array | float, *, per_corpus: bool, train: bool, momentum: float,
-               axis_name: str | None, num_source: int | None, stream: int) -> jax.Array:
+               axis_name: str | None, num_source: int | None, stream: int, num_corpora: int = 2,
+               source_corpus: jax.Array | None = None) -> jax.Array:
     """The BatchNorm a model config asks for over h [B, ..., C]: CorpusBatchNorm (per-corpus
     statistics where `split` is 1) or nn.BatchNorm (statistics of the joint batch). Call it inside a
     compact module; it creates the layer there."""
     if per_corpus:
         return CorpusBatchNorm(use_running_average=not train, momentum=momentum, axis_name=axis_name,
-                               num_source=num_source, stream=stream)(h, split)
+                               num_source=num_source, stream=stream, num_corpora=num_corpora,
+                               source_corpus=source_corpus)(h, split)
     return nn.BatchNorm(use_running_average=not train, momentum=momentum, axis_name=axis_name)(h)
 
 

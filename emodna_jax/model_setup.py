@@ -21,7 +21,8 @@ def setup(config: ml_collections.ConfigDict) -> tuple[parallel.Backend, Any, ste
     data = input_pipeline.create_task_data(
         config, num_devices=backend.num_devices, process_index=jax.process_index(),
         process_count=jax.process_count())
-    fns = step_functions.make_step_functions(config, num_classes=len(data.class_names), backend=backend)
+    fns = step_functions.make_step_functions(config, num_classes=len(data.class_names),
+                                             num_corpora=data.num_corpora, backend=backend)
     return backend, data, fns
 
 

@@ -75,6 +75,8 @@ class MLPEncoder(nn.Module):
     per_corpus_bn: bool = False
     num_source: int | None = None
     stream: int = TARGET_STREAM
+    num_corpora: int = 2  # rows of per-corpus statistics (layers.CorpusBatchNorm)
+    source_corpus: Any = None  # int [num_source]: each source row's corpus, with num_corpora > 2
 
     @nn.compact
     def __call__(self, x: jax.Array, split: jax.Array | float = 1.0,
@@ -84,7 +86,8 @@ class MLPEncoder(nn.Module):
             # No bias: the BatchNorm after it removes it (see TemporalAwareBlock).
             h = nn.Dense(self.hidden_dim, use_bias=False, name=f"hidden_{layer}")(h)
             h = batch_norm(h, split, per_corpus=self.per_corpus_bn, train=self.train, momentum=self.bn_momentum,
-                           axis_name=self.axis_name, num_source=self.num_source, stream=self.stream)
+                           axis_name=self.axis_name, num_source=self.num_source, stream=self.stream,
+                           num_corpora=self.num_corpora, source_corpus=self.source_corpus)
             h = nn.relu(h)
             h = ExampleDropout(self.dropout_rate, deterministic=not self.use_dropout)(h, example_ids_or_range(example_ids, h))
         return nn.Dense(self.embed_dim, name="projection")(h)
@@ -135,6 +138,7 @@ class EmoDNAModel(nn.Module):
         num_source: int | None = None,
         stream: int = TARGET_STREAM,
         example_ids: jax.Array | None = None,
+        source_corpus: jax.Array | None = None,
     ) -> dict[str, jax.Array]:
         """Runs the model on features x [B, T, F].
 
@@ -145,7 +149,10 @@ class EmoDNAModel(nn.Module):
         `num_source` (rows [:num_source] are source, the rest target), and an inference forward
         normalises with the running statistics of `stream` (TARGET_STREAM by default).
         `example_ids` int [B]: each row's position in the global batch (layers.global_example_ids),
-        from which its dropout masks are drawn; default 0 .. B-1.
+        from which its dropout masks are drawn; default 0 .. B-1. With num_corpora > 2 (one corpus
+        id per source) a per-corpus BatchNorm keeps a row of statistics per corpus: `source_corpus`
+        int [num_source] says whose each source row is in training, int [B] at inference picks
+        each row's statistics (a source split; without it `stream`, TARGET_STREAM the target's).
 
         Returns a dict with z_e [B, h], logits_e [B, K] and, when built, z_c [B, h],
         logits_c [B, D], logits_domain [B, D].
@@ -161,6 +168,8 @@ class EmoDNAModel(nn.Module):
             per_corpus_bn=self.batch_norm == "per_corpus",
             num_source=num_source,
             stream=stream,
+            num_corpora=self.num_corpora,
+            source_corpus=source_corpus,
         )
         ids = example_ids_or_range(example_ids, x)
         if self.backbone == "timnet":

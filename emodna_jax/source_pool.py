@@ -9,9 +9,13 @@ What pooling is (docs/method.md §1: one source and one target corpus, D = 2 cor
   corpus p % K, at position p // K of that corpus' own endless shuffled stream (seed stream
   POOL_STREAM + k), so every batch holds (almost) equal numbers of each corpus, whatever their
   sizes, and resuming or changing the device count gives the same batches;
-* the train step sees ONE source corpus (corpus id 0) and the target (1): one source prototype,
-  two corpus-classifier classes, corpus-level alignment between the pooled sources and the target.
-  Per-source corpus prototypes and classifier classes (D = sources + target) are NOT built.
+* config.multi_source="pooled": the train step sees ONE source corpus (corpus id 0) and the target
+  (1), D = 2: one source prototype, two corpus-classifier classes;
+* config.multi_source="per_corpus": source corpus k has corpus id k and the target K (D = K + 1
+  corpora, docs/method.md §1): a corpus prototype, a corpus-classifier class (and, with DANN, a
+  discriminator class) per corpus, and a per-corpus BatchNorm keeps a row of statistics per corpus
+  (layers.CorpusBatchNorm). Either way the corpus-level alignment (MMD, CORAL) is between the pooled
+  sources and the target; per_corpus with loss.corpus_align_per_source: one term per source corpus.
 """
 
 from __future__ import annotations
@@ -78,3 +82,23 @@ def balanced_indices(groups: tuple[np.ndarray, ...], *, start: int, count: int,
             local = stream_indices(len(members), stream=POOL_STREAM + g, start=int(q[0]), count=len(q))
             out[sel] = members[local]
     return out
+
+
+def corpus_fields(speakers: np.ndarray, names: list[str], *, pooled: bool, multi_source: str) -> dict:
+    """TaskData's corpus fields: source_groups (balanced batches; () for one source), and with
+    multi_source "per_corpus" num_corpora = K + 1 and source_names (each example's corpus id is its
+    corpus' index there, `corpus_ids`); else num_corpora = 2 and one corpus id for all sources."""
+    if not pooled:
+        return {"source_groups": ()}
+    members = groups(speakers, names)
+    if multi_source != "per_corpus":
+        return {"source_groups": members}
+    return {"source_groups": members, "num_corpora": len(names) + 1, "source_names": tuple(names)}
+
+
+def corpus_ids(speakers: np.ndarray, names: tuple[str, ...] | list[str]) -> np.ndarray:
+    """int32 [N]: each pooled example's source corpus, its index in `names` (from its speaker id)."""
+    corpus = np.zeros(len(speakers), np.int32)
+    for k, rows in enumerate(groups(speakers, list(names))):
+        corpus[rows] = k
+    return corpus

@@ -6,6 +6,8 @@ one matmul (kernel 2 = two taps), which XLA's CPU backend runs much faster than 
 `conv_general_dilated`; models.py runs the (encoder, direction) members of a stack as one `nn.vmap`.
 """
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -55,6 +57,8 @@ class TemporalAwareBlock(nn.Module):
     per_corpus_bn: bool = False
     num_source: int | None = None
     stream: int = TARGET_STREAM
+    num_corpora: int = 2  # rows of per-corpus statistics (layers.CorpusBatchNorm)
+    source_corpus: Any = None  # int [num_source]: each source row's corpus, with num_corpora > 2
 
     @nn.compact
     def __call__(self, x: jax.Array, split: jax.Array | float = 1.0,
@@ -65,7 +69,8 @@ class TemporalAwareBlock(nn.Module):
             # noise that Adam would scale up to full-size updates.
             h = CausalConv(self.filters, self.kernel_size, self.dilation, use_bias=False)(h)
             h = batch_norm(h, split, per_corpus=self.per_corpus_bn, train=self.train, momentum=self.bn_momentum,
-                           axis_name=self.axis_name, num_source=self.num_source, stream=self.stream)
+                           axis_name=self.axis_name, num_source=self.num_source, stream=self.stream,
+                           num_corpora=self.num_corpora, source_corpus=self.source_corpus)
             h = nn.relu(h)
             # Spatial dropout: whole channels are dropped, the same at every frame.
             h = ExampleDropout(self.dropout_rate, deterministic=not self.use_dropout, broadcast_dims=(-2,))(
@@ -96,6 +101,8 @@ class DirectionalStack(nn.Module):
     per_corpus_bn: bool = False
     num_source: int | None = None
     stream: int = TARGET_STREAM
+    num_corpora: int = 2  # rows of per-corpus statistics (layers.CorpusBatchNorm)
+    source_corpus: Any = None  # int [num_source]: each source row's corpus, with num_corpora > 2
     first_level: int = 0
 
     @nn.compact
@@ -119,6 +126,8 @@ class DirectionalStack(nn.Module):
                 per_corpus_bn=self.per_corpus_bn,
                 num_source=self.num_source,
                 stream=self.stream,
+                num_corpora=self.num_corpora,
+                source_corpus=self.source_corpus,
                 name=f"block_{level}",
             )(h, split, example_ids)
             pooled.append(jnp.mean(h, axis=-2))

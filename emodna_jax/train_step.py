@@ -101,6 +101,9 @@ def train_step(state: TrainState, batch: Batch, *, model: EmoDNAModel, tx: optax
     # batch (example_ids), so a seed gives one run on any device count.
     rng = jax.random.fold_in(state.rng, state.step)
     example_ids = models.global_example_ids(num_source, num_target, ax)
+    # One corpus id per source (D > 2): a per-corpus BatchNorm normalises each source corpus by its own
+    # statistics, so the model needs to know whose each source row is.
+    source_corpus = src["corpus"].astype(jnp.int32) if settings.num_corpora > 2 else None
     align_w = schedules.alignment_weight(state.step, num_steps=settings.num_steps)
     class_w = schedules.class_alignment_weight(
         state.step, warmup_steps=settings.pseudo.warmup_steps, num_steps=settings.num_steps)
@@ -124,8 +127,8 @@ def train_step(state: TrainState, batch: Batch, *, model: EmoDNAModel, tx: optax
     def loss_fn(params):
         out, mutated = model.apply(
             {"params": params, "batch_stats": state.batch_stats}, x, train=True,
-            reversal_coeff=align_w, num_source=num_source, example_ids=example_ids, rngs={"dropout": rng},
-            mutable=["batch_stats"])
+            reversal_coeff=align_w, num_source=num_source, example_ids=example_ids,
+            source_corpus=source_corpus, rngs={"dropout": rng}, mutable=["batch_stats"])
         z_s, z_t = out["z_e"][:num_source], out["z_e"][num_source:]
         logits_s, logits_t = out["logits_e"][:num_source], out["logits_e"][num_source:]
         ce = losses.softmax_cross_entropy(
@@ -278,21 +281,33 @@ def corpus_alignment_weight(ramp: jax.Array, settings: StepSettings) -> jax.Arra
 
 
 def corpus_alignment(out, z_s, z_t, corpus_ids, ones_all, settings: StepSettings) -> jax.Array:
-    """Local contribution of the corpus-level alignment loss (MMD, CORAL or DANN)."""
+    """Local contribution of the corpus-level alignment loss (MMD, CORAL or DANN).
+
+    MMD and CORAL are between the pooled sources and the target, or with loss.corpus_align_per_source
+    and one corpus id per source (D > 2) the mean over source corpora k of the term between corpus k
+    (a mask on the pooled sources) and the target. DANN's discriminator has D classes either way."""
     ax, kind = settings.axis_name, settings.loss.corpus_align
     if kind == "dann":
         ce = losses.softmax_cross_entropy(logits=out["logits_domain"], labels=corpus_ids)
         return global_mean(ce, ones_all, ax)
+    if kind not in ("mmd", "coral"):
+        raise ValueError(f"unknown corpus_align {kind!r}")
     source = lax.all_gather(z_s, ax, tiled=True)
     target = lax.all_gather(z_t, ax, tiled=True)
-    mask_s, mask_t = jnp.ones(source.shape[:1]), jnp.ones(target.shape[:1])
-    if kind == "mmd":
-        value = losses.mmd_loss(source=source, target=target, source_mask=mask_s, target_mask=mask_t,
-                                bandwidth_multipliers=settings.loss.mmd_bandwidths)
-    elif kind == "coral":
-        value = losses.coral_loss(source=source, target=target, source_mask=mask_s, target_mask=mask_t)
+    mask_t = jnp.ones(target.shape[:1])
+
+    def term(mask_s):
+        if kind == "mmd":
+            return losses.mmd_loss(source=source, target=target, source_mask=mask_s, target_mask=mask_t,
+                                   bandwidth_multipliers=settings.loss.mmd_bandwidths)
+        return losses.coral_loss(source=source, target=target, source_mask=mask_s, target_mask=mask_t)
+
+    if settings.num_corpora > 2 and settings.loss.get("corpus_align_per_source", False):
+        ids = lax.all_gather(corpus_ids[: z_s.shape[0]], ax, tiled=True)
+        value = jnp.mean(jnp.stack([term((ids == k).astype(jnp.float32))
+                                    for k in range(settings.num_corpora - 1)]))
     else:
-        raise ValueError(f"unknown corpus_align {kind!r}")
+        value = term(jnp.ones(source.shape[:1]))
     return value / lax.psum(1, ax)
 
 
@@ -368,12 +383,15 @@ def eval_step(state: TrainState, batch: dict[str, jax.Array], *, model: EmoDNAMo
               stream: int = models.TARGET_STREAM) -> dict[str, Any]:
     """Forward in inference mode (running BatchNorm statistics, no dropout), per example.
 
-    batch: {"features" [B, T, F], ...}; stream: whose running statistics a per-corpus BatchNorm
-    uses (models.SOURCE_STREAM or TARGET_STREAM; ignored by shared BatchNorm).
+    batch: {"features" [B, T, F], "corpus" [B]?, ...}; stream: whose running statistics a per-corpus
+    BatchNorm uses (models.SOURCE_STREAM or TARGET_STREAM; ignored by shared BatchNorm). A source
+    split of several sources with one corpus id each (D > 2) carries "corpus": each row then gets its
+    own corpus' statistics.
     Returns {"logits" [B, K], "z_e" [B, h], "z_c" [B, h]?}.
     """
+    rows = batch.get("corpus") if stream == models.SOURCE_STREAM and model.num_corpora > 2 else None
     out = model.apply({"params": state.params, "batch_stats": state.batch_stats},
-                      batch["features"], train=False, stream=stream)
+                      batch["features"], train=False, stream=stream, source_corpus=rows)
     result = {"logits": out["logits_e"], "z_e": out["z_e"]}
     if "z_c" in out:
         result["z_c"] = out["z_c"]

@@ -86,7 +86,9 @@ def _train(config, workdir, backend, data, fns, checkpointer, is_lead, wall_star
     if is_lead:
         run_logging.write_json(os.path.join(workdir, "config.json"), config.to_dict())
         print(f"[train] {config.method}: {config.source} -> {config.target}, {len(data.class_names)} classes, "
-              f"{data.num_source} source / {data.num_target} target examples, {len(backend.global_devices)} "
+              f"{data.num_source} source / {data.num_target} target examples"
+              + (f" ({data.num_corpora} corpora: one id per source)" if data.num_corpora > 2 else "")
+              + f", {len(backend.global_devices)} "
               f"{backend.name} device(s) in {jax.process_count()} process(es); "
               + (f"resuming at step {start}" if start else "starting"), flush=True)
         for line in data.normalization_report:  # which statistics standardised each corpus

@@ -159,6 +159,61 @@ def test_pooled_source_is_standardised_per_corpus_and_batched_evenly(sources):
     assert sorted(speakers[i].split("/")[0] for i in chosen) == ["synthetic_a"] * 4 + ["synthetic_c"] * 4
 
 
+def test_per_corpus_sources_get_one_corpus_id_each(sources):
+    """config.multi_source="per_corpus" (configs/adapt.py's default): source corpus k has id k, the
+    target K, and the model has K + 1 corpus classes and corpus prototypes; "pooled": ids 0 and 1."""
+    import jax
+    import jax.numpy as jnp
+
+    from emodna_jax import parallel, step_functions, train_state
+
+    assert adapt.get_config().multi_source == "per_corpus"
+    c = adapt.get_config("smoke")
+    c.update({"source": "synthetic_a,synthetic_c", "target": "synthetic_b", "classes": ",".join(CLASSES),
+              "task": "x", "normalization": "corpus", "batch_size": 8})
+    c.model.backbone = "mlp"
+    load = lambda n, config, split: sources.get(n, sources["synthetic_a"])  # noqa: E731
+    data = input_pipeline.create_task_data(c, num_devices=1, load_fn=load)
+    assert data.num_corpora == 3
+    batch = data.train_batch(3)
+    chosen = source_pool.balanced_indices(data.source_groups, start=3 * 8, count=8, stream_indices=(
+        functools.partial(input_pipeline.stream_indices, seed=c.seed)))
+    owners = [str(data.source.speakers[i]).split("/")[0] for i in chosen]
+    expected = [["synthetic_a", "synthetic_c"].index(o) for o in owners]
+    np.testing.assert_array_equal(batch["source"]["corpus"].reshape(8), expected)
+    np.testing.assert_array_equal(expected, np.arange(24, 32) % 2)  # balanced: corpora alternate
+    np.testing.assert_array_equal(batch["target"]["corpus"], 2)
+    fns = step_functions.make_step_functions(c, num_classes=len(CLASSES), num_corpora=data.num_corpora,
+                                             backend=parallel.create_backend("pmap", num_devices=1))
+    state = jax.eval_shape(lambda: train_state.create_train_state(
+        c, fns.model, fns.tx, feature_shape=data.feature_shape))
+    assert state.params["corpus_classifier"]["kernel"].shape[-1] == 3
+    assert state.prototypes.corpus.shape[0] == 3 and fns.settings.num_corpora == 3
+    # A source split is evaluated with each example's own corpus' BatchNorm statistics.
+    from emodna_jax import evaluation, model_setup
+
+    state = model_setup.init_state(c, fns, data)
+    shift = lambda path, a: a + jnp.arange(3.0)[:, None] if path[-1].key == "mean" else a  # noqa: E731
+    state = state.replace(batch_stats=jax.tree_util.tree_map_with_path(shift, state.batch_stats))
+    source = evaluation.predict(fns, fns.backend.replicate(state), data.eval_batches("source"), split="source")
+    corpus = data.source_corpus(data.source)
+    np.testing.assert_array_equal(np.bincount(corpus), [15, 15])
+    variables = {"params": state.params, "batch_stats": state.batch_stats}
+    for k in (0, 1):
+        x = jnp.asarray(data.source.features[corpus == k])
+        own = fns.model.clone(axis_name=None).apply(variables, x, train=False,
+                                                    source_corpus=jnp.full(len(x), k))
+        np.testing.assert_allclose(source.z_e[corpus == k], own["z_e"], rtol=1e-5, atol=1e-5)
+    assert not np.allclose(source.z_e[corpus == 1], fns.model.clone(axis_name=None).apply(
+        variables, jnp.asarray(data.source.features[corpus == 1]), train=False, stream=0)["z_e"], atol=1e-3)
+    c.multi_source = "pooled"
+    pooled = input_pipeline.create_task_data(c, num_devices=1, load_fn=load).train_batch(3)
+    assert pooled["source"]["corpus"].max() == 0 and pooled["target"]["corpus"].min() == 1
+    c.multi_source = "by_speaker"
+    with pytest.raises(config_checks.ConfigError, match="config.multi_source='by_speaker' is unknown"):
+        config_checks.validate(c)
+
+
 def write_wav(path, wave):
     sf.write(str(path), wave, RATE, subtype="FLOAT")
 

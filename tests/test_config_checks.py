@@ -94,6 +94,11 @@ REFUSALS = [
     ({"distributed": True, "coordinator_address": "h:1", "num_processes": 2, "process_id": 2},
      ["config.process_id=2", "num_processes=2"]),
     ({"model.batch_norm": "per_domain"}, ["config.model.batch_norm='per_domain'", "per_corpus"]),
+    ({"multi_source": "mixed"}, ["config.multi_source='mixed'", "per_corpus"]),
+    ({"loss.corpus_align_per_source": True}, ["config.loss.corpus_align_per_source", "source='synthetic_a'"]),
+    ({"loss.corpus_align_per_source": True, "source": "synthetic_a,synthetic_c", "target": "synthetic_b",
+      "multi_source": "per_corpus", "loss.corpus_align": "dann"},
+     ["config.loss.corpus_align_per_source", "corpus_align='dann'"]),
     ({"features": "mfcc39", "model.shared_blocks": 3}, ["config.model.shared_blocks=3", "model.dilations=3"]),
     ({"features": "mfcc39", "model.shared_blocks": -1}, ["config.model.shared_blocks=-1", "0 = separate"]),
 ]

@@ -133,3 +133,53 @@ def test_pseudo_label_forward_on_the_target_half_matches_the_joint_batch(shared_
     full, _ = model.apply(variables, x, train=True, use_dropout=False, num_source=5, mutable=["batch_stats"])
     alone, _ = e_model.apply(e_vars, x[5:], train=True, use_dropout=False, num_source=0, mutable=["batch_stats"])
     np.testing.assert_allclose(alone["logits_e"], full["logits_e"][5:], rtol=1e-5, atol=1e-5)
+
+
+def test_one_row_per_source_corpus_with_more_than_two_corpora():
+    """num_corpora = 3 (two sources with one corpus id each, config.multi_source="per_corpus"): the
+    interleaved source rows of each corpus are normalised by that corpus' statistics alone and update
+    its own row; the target gets row 2, the last; at inference `source_corpus` picks each row's
+    statistics, and TARGET_STREAM names the target's row. A source corpus absent from the batch keeps
+    its running row."""
+    rng = np.random.default_rng(1)
+    parts = [rng.normal(m, s, (n, 7, 4)).astype(np.float32) for m, s, n in ((2.0, 3.0, 3), (-4.0, 0.5, 3),
+                                                                          (1.0, 1.5, 2))]
+    order = np.array([0, 3, 1, 4, 2, 5])  # source rows interleaved: corpus 0, 1, 0, 1, 0, 1
+    source = np.concatenate(parts[:2])[order]
+    corpus = jnp.asarray(np.array([0, 0, 0, 1, 1, 1])[order])
+    x = jnp.concatenate([source, parts[2]])
+    bn = models.CorpusBatchNorm(use_running_average=False, momentum=MOMENTUM, axis_name=None, num_source=6,
+                                num_corpora=3, source_corpus=corpus)
+    variables = bn.init(jax.random.PRNGKey(0), x)
+    assert variables["batch_stats"]["mean"].shape == (3, 4)
+    params = {"scale": jnp.arange(1.0, 5.0), "bias": jnp.arange(4.0) - 1.0}
+    y, mutated = bn.apply({"params": params, "batch_stats": variables["batch_stats"]}, x, mutable=["batch_stats"])
+    plain = nn.BatchNorm(use_running_average=False, momentum=MOMENTUM)
+    fresh = {"params": params, "batch_stats": {"mean": jnp.zeros(4), "var": jnp.ones(4)}}
+    for k, rows in ((0, np.flatnonzero(np.asarray(corpus) == 0)), (1, np.flatnonzero(np.asarray(corpus) == 1)),
+                    (2, np.arange(6, 8))):
+        expect, _ = plain.apply(fresh, jnp.asarray(parts[k]), mutable=["batch_stats"])
+        np.testing.assert_allclose(np.asarray(y)[rows], expect, rtol=1e-4, atol=1e-4)  # rows in corpus order
+        flat = parts[k].reshape(-1, 4)
+        np.testing.assert_allclose(mutated["batch_stats"]["mean"][k], (1 - MOMENTUM) * flat.mean(0), rtol=1e-5,
+                                   atol=1e-6)
+        np.testing.assert_allclose(mutated["batch_stats"]["var"][k], MOMENTUM + (1 - MOMENTUM) * flat.var(0),
+                                   rtol=1e-5)
+    # Only corpus 0 in the batch: row 1 keeps its value.
+    only = models.CorpusBatchNorm(use_running_average=False, momentum=MOMENTUM, axis_name=None, num_source=3,
+                                  num_corpora=3, source_corpus=jnp.zeros(3, jnp.int32))
+    _, kept = only.apply({"params": params, "batch_stats": mutated["batch_stats"]},
+                         jnp.concatenate([parts[0], parts[2]]), mutable=["batch_stats"])
+    np.testing.assert_array_equal(kept["batch_stats"]["mean"][1], mutated["batch_stats"]["mean"][1])
+    # Inference: each row by its own corpus' running statistics; the target stream is row 2.
+    stats = {"mean": jnp.asarray([[1.0] * 4, [-2.0] * 4, [5.0] * 4]), "var": jnp.asarray([[4.0] * 4, [0.25] * 4,
+                                                                                      [1.0] * 4])}
+    z = jnp.asarray(parts[2][:2])
+    infer = models.CorpusBatchNorm(use_running_average=True, momentum=MOMENTUM, axis_name=None, num_corpora=3,
+                                   source_corpus=jnp.asarray([1, 0]))
+    out = infer.apply({"params": {"scale": jnp.ones(4), "bias": jnp.zeros(4)}, "batch_stats": stats}, z)
+    np.testing.assert_allclose(out[0], (z[0] + 2.0) / np.sqrt(0.25 + 1e-5), rtol=1e-5)
+    np.testing.assert_allclose(out[1], (z[1] - 1.0) / np.sqrt(4.0 + 1e-5), rtol=1e-5)
+    target = models.CorpusBatchNorm(use_running_average=True, momentum=MOMENTUM, axis_name=None, num_corpora=3)
+    out = target.apply({"params": {"scale": jnp.ones(4), "bias": jnp.zeros(4)}, "batch_stats": stats}, z)
+    np.testing.assert_allclose(out, (z - 5.0) / np.sqrt(1.0 + 1e-5), rtol=1e-5)

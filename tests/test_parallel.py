@@ -17,9 +17,10 @@ STEPS = 3  # step 0 is warm-up, steps 1-2 adapt (warmup_steps = 1 in the tiny co
 DROPOUT = default.get_config().model.dropout_rate  # the default's dropout, as it runs
 
 
-def run(config, backend_name: str, devices: int, batches):
+def run(config, backend_name: str, devices: int, batches, num_corpora: int = 2):
     backend = parallel.create_backend(backend_name, num_devices=devices)
-    fns = step_functions.make_step_functions(config, num_classes=NUM_CLASSES, backend=backend)
+    fns = step_functions.make_step_functions(config, num_classes=NUM_CLASSES, num_corpora=num_corpora,
+                                             backend=backend)
     state = fns.init_state(config, helpers.TINY_SHAPE)
     totals = []
     for step, batch in enumerate(batches):
@@ -99,3 +100,31 @@ def test_dropout_acts_in_the_step():
     a = run(config, "pmap", 1, batches)
     off = run(helpers.tiny_config("emodna", **{"model.dropout_rate": 0.0}), "pmap", 1, batches)
     assert abs(a[1][0] - off[1][0]) > 1e-4
+
+
+@pytest.mark.parametrize("overrides", [{"loss.corpus_align": "dann"}, {"loss.corpus_align_per_source": True}],
+                         ids=["dann", "mmd_per_source"])
+def test_multi_source_step_one_device_equals_four(overrides):
+    """Two sources with one corpus id each and the target (config.multi_source="per_corpus", D = 3):
+    the source batch alternates corpora 0 and 1 (source_pool's balanced stream), the target is 2. The
+    corpus classifier, the DANN discriminator, the corpus bank and the per-corpus BatchNorm statistics
+    have 3 rows, and 1 pmap device equals 4 shard_map devices, the corpus prototypes included."""
+    config = helpers.tiny_config("emodna", **{"model.dropout_rate": DROPOUT, **overrides})
+    assert config.model.batch_norm == "per_corpus"
+    batches = make_batches()
+    for batch in batches:
+        positions = np.arange(4 * PER_DEVICE).reshape(4, PER_DEVICE)
+        batch["source"]["corpus"] = (positions % 2).astype(np.int32)
+        batch["target"]["corpus"] = np.full((4, PER_DEVICE), 2, np.int32)
+    one = run(config, "pmap", 1, batches, num_corpora=3)
+    assert np.all(np.isfinite(one[1]))
+    params = one[0].params
+    assert params["corpus_classifier"]["kernel"].shape[-1] == 3
+    if "domain_classifier" in params:
+        assert params["domain_classifier"]["kernel"].shape[-1] == 3
+    assert {leaf.shape[-2] for leaf in jax.tree.leaves(one[0].batch_stats)} == {3}  # a row per corpus
+    corpus_bank = np.asarray(one[0].prototypes.corpus)
+    assert corpus_bank.shape[0] == 3 and np.all(np.linalg.norm(corpus_bank, axis=-1) > 0.5)  # each row set
+    four = run(config, "shard_map", 4, batches, num_corpora=3)
+    assert_same(one, four)
+    np.testing.assert_allclose(corpus_bank, four[0].prototypes.corpus, atol=2e-5)

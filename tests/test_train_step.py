@@ -219,3 +219,40 @@ def test_centroid_labeller_pseudo_labels_are_the_given_assignments():
     del batch["target"]["labeller_probs"]
     with pytest.raises(ValueError, match="labeller_probs"):
         jax.block_until_ready(fns.train(state, batch, adapt=True))
+
+
+def test_per_source_corpus_alignment_is_the_mean_of_one_term_per_source():
+    """loss.corpus_align_per_source with D = 3 (two sources with one corpus id each): MMD and CORAL
+    are the mean of each source corpus' term against the target, each equal to the loss on that
+    corpus' rows alone; without the option, or with D = 2, the pooled sources' term."""
+    import jax
+    import jax.numpy as jnp
+
+    from emodna_jax import losses, train_step
+
+    rng = np.random.default_rng(0)
+    z_s = rng.normal(size=(6, 4)).astype(np.float32)
+    z_s[1::2] += 2.0  # corpus 1 sits apart from corpus 0
+    z_t = rng.normal(size=(5, 4)).astype(np.float32)
+    ids = np.array([0, 1] * 3 + [2] * 5, np.int32)
+    for kind in ("mmd", "coral"):
+        def value(per_source, num_corpora, kind=kind):
+            config = helpers.tiny_config("emodna", **{"loss.corpus_align": kind,
+                                                      "loss.corpus_align_per_source": per_source})
+            settings = train_step.StepSettings.from_config(config, num_classes=NUM_CLASSES, num_corpora=num_corpora)
+            one = lambda a: jnp.asarray(a)[None]  # noqa: E731  (a device axis of one)
+            return float(jax.vmap(lambda s, t, c: train_step.corpus_alignment(
+                {}, s, t, c, None, settings), axis_name="batch")(one(z_s), one(z_t), one(ids))[0])
+
+        def alone(rows):
+            fn = losses.mmd_loss if kind == "mmd" else losses.coral_loss
+            extra = {"bandwidth_multipliers": helpers.tiny_config().loss.mmd_bandwidths} if kind == "mmd" else {}
+            return float(fn(source=jnp.asarray(z_s[rows]), target=jnp.asarray(z_t), source_mask=jnp.ones(len(rows)),
+                            target_mask=jnp.ones(5), **extra))
+
+        expected = 0.5 * (alone(np.arange(0, 6, 2)) + alone(np.arange(1, 6, 2)))
+        np.testing.assert_allclose(value(True, 3), expected, rtol=1e-5)
+        pooled = alone(np.arange(6))
+        np.testing.assert_allclose(value(False, 3), pooled, rtol=1e-6)
+        np.testing.assert_allclose(value(True, 2), pooled, rtol=1e-6)  # one source corpus: the option is moot
+        assert abs(expected - pooled) > 1e-3
