@@ -234,22 +234,21 @@ def select_and_train(config: ml_collections.ConfigDict, workdir: str, *,
               "chosen": chosen["point"], "chosen_settings": chosen["settings"],
               "chosen_value": chosen["validators"][validator], "points": rows,
               "note": "target_uar is a monitor written after the choice; only validator values choose"}
-    run_logging.write_json(os.path.join(workdir, SELECTION_FILE), record)
+    refit = bool(config.select.get("refit", False))
     final = chosen["workdir"]
-    if config.select.get("refit", False):
-        final = os.path.join(workdir, REFIT_DIR)
+    if refit:
+        final = record["refit"] = os.path.join(workdir, REFIT_DIR)
         refit_config = point_config(config, chosen["settings"], refit=True)
         _check_reusable(final, refit_config)
         if not os.path.exists(os.path.join(final, "results.json")):
             print(f"[select] refit: {chosen['point']} on the whole source", flush=True)
             train_fn(refit_config, final)
-        record["refit"] = final
-        run_logging.write_json(os.path.join(workdir, SELECTION_FILE), record)
+    run_logging.write_json(os.path.join(workdir, SELECTION_FILE), record)
     results = _read_json(os.path.join(final, "results.json"))
     results["selected"] = {"point": chosen["point"], "settings": chosen["settings"],
                            "validator": validator, "value": chosen["validators"][validator],
                            "workdir": final, "selection": os.path.join(workdir, SELECTION_FILE),
-                           "points": len(rows), "refit": bool(config.select.get("refit", False))}
+                           "points": len(rows), "refit": refit}
     run_logging.write_json(os.path.join(workdir, "results.json"), results)
     _copy_chosen_pictures(final, workdir)
     print(f"[select] {validator} prefers {chosen['point']} ({chosen['validators'][validator]:.4g}) of "
