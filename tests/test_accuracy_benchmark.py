@@ -54,7 +54,8 @@ def test_archived_folders_are_reported_never_run_into(tmp_path):
 
 def test_every_committed_run_names_its_folder():
     """Each committed results.json (archived ones included) says the method and argv of the folder it
-    sits in, so the folder's command reproduces it."""
+    sits in, so the folder's command reproduces it; a selection's grid points and refit
+    (<method>/seed<S>/grid/<point>/, .../refit/) belong to the method above their seed folder."""
     import glob
     import json
     import os
@@ -62,7 +63,9 @@ def test_every_committed_run_names_its_folder():
     paths = glob.glob(os.path.join(ab.ROOT, "benchmarks", "runs", "**", "results.json"), recursive=True)
     assert paths
     for path in paths:
-        method = path.split(os.sep)[-3]
+        parts = path.split(os.sep)
+        seed_at = max(i for i, p in enumerate(parts) if p.startswith("seed"))
+        method = parts[seed_at - 1]
         with open(path) as f:
             result = json.load(f)
         assert result["method"] == method, path
