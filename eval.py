@@ -14,7 +14,8 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 from absl import app, flags, logging  # noqa: E402
 
 from configs import default as default_config  # noqa: E402
-from emodna_jax import config_checks, inference  # noqa: E402
+from emodna_jax.train import config_checks  # noqa: E402
+from emodna_jax.workflows import inference  # noqa: E402
 
 flags.DEFINE_string("workdir", None, "A training workdir (holds config.json and checkpoints/).")
 flags.DEFINE_string("corpus", None, "Corpus to evaluate: a builder name or folder:PATH (default: the run's target).")

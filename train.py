@@ -6,7 +6,7 @@
   python train.py --config=configs/adapt.py --config.target=folder:PATH --config.corpora_root=ROOT \
       --workdir=runs/mine     # your own recordings (configs/adapt.py)
 
-`--config.method=NAME` chooses a method (emodna_jax/methods.py) as `configs/cross_corpus.py:c2b,NAME`
+`--config.method=NAME` chooses a method (emodna_jax/method/methods.py) as `configs/cross_corpus.py:c2b,NAME`
 does; every other `--config.x=y` flag still wins over the method's settings. Started again with the
 same command, a run continues from its last checkpoint.
 """
@@ -26,8 +26,9 @@ from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from configs import default  # noqa: E402
-from emodna_jax import config_checks, methods, recipe, run_logging, trainer  # noqa: E402
-from emodna_jax import selection  # noqa: E402
+from emodna_jax.method import methods  # noqa: E402
+from emodna_jax.train import config_checks, recipe, run_logging, trainer  # noqa: E402
+from emodna_jax.workflows import selection  # noqa: E402
 
 config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/default.py or "
                                 "configs/cross_corpus.py:c2b,emodna", lock_config=True)

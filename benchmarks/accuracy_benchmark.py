@@ -44,7 +44,7 @@ TASKS = ("c2b", "c2e", "b2c", "b2e", "e2c", "e2b")
 # both self-training baselines), Emo-DNA as published and the default.
 METHODS = ("source_only", "adabn", "mmd", "dann", "coral", "pseudo_label", "self_training_balanced",
            "emodna_literal", "emodna")
-# The default Emo-DNA with one component removed or changed (emodna_jax/methods.py).
+# The default Emo-DNA with one component removed or changed (emodna_jax/method/methods.py).
 ABLATIONS = ("emodna_no_decoupling", "emodna_no_corpus_align", "emodna_no_class_align", "emodna_fixed_threshold")
 # UAR % from shared/REFERENCE_RESULTS.md (TIM-Net supplementary Table S4; best of several runs).
 PUBLISHED = {"TIM-Net": {"c2b": 50.4, "c2e": 36.4, "b2c": 42.4, "b2e": 36.4, "e2c": 39.8, "e2b": 47.0},
@@ -59,9 +59,9 @@ def setting_name(overrides: list[str], fingerprint: str = "") -> str:
 
 def config_fingerprint() -> str:
     """8 hex digits of the configs every run starts from: configs/default.py's base and every method's
-    overrides (emodna_jax/methods.py). Any change to either gives new folders."""
+    overrides (emodna_jax/method/methods.py). Any change to either gives new folders."""
     from configs import default
-    from emodna_jax import methods
+    from emodna_jax.method import methods
 
     text = json.dumps([default.get_config().to_dict(), {n: m.overrides for n, m in methods.METHODS.items()}],
                       sort_keys=True, default=str)
@@ -200,8 +200,9 @@ def report(setting_dir: str, tasks: list[str], methods: list[str], command: str,
     lines += table(runs, tasks, methods, "uar")
     lines += ["", "WAR %:", ""] + table(runs, tasks, methods, "war")
     if centroid := recording(runs, tasks, methods, "centroid_uar"):
-        lines += ["", "UAR % with the target labelled by its own class centroids (`emodna_jax/transductive.py`, "
-                  "label-free; only the runs that record it, so a row may cover fewer seeds than above):", ""]
+        lines += ["", "UAR % with the target labelled by its own class centroids "
+                  "(`emodna_jax/method/transductive.py`, label-free; only the runs that record it, so a row "
+                  "may cover fewer seeds than above):", ""]
         lines += table(runs, tasks, centroid, "centroid_uar")
     if "source_only" in methods:
         lines += ["", "UAR paired with source-only on the same task and seed (the seed fixes the initialisation "

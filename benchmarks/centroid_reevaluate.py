@@ -1,4 +1,4 @@
-"""Adds centroid labelling (emodna_jax/transductive.py) to finished benchmark runs that predate it.
+"""Adds centroid labelling (emodna_jax/method/transductive.py) to finished benchmark runs that predate it.
 
   python benchmarks/centroid_reevaluate.py RUN_DIR [RUN_DIR ...] [--data_dir=DIR]
 
@@ -19,7 +19,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from emodna_jax import evaluation, inference, run_logging, trainer  # noqa: E402
+from emodna_jax.eval import evaluation  # noqa: E402
+from emodna_jax.train import run_logging, trainer  # noqa: E402
+from emodna_jax.workflows import inference  # noqa: E402
 
 
 def candidates(root: str) -> list[str]:

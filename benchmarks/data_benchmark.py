@@ -34,7 +34,7 @@ from absl import logging  # noqa: E402
 
 from configs import default  # noqa: E402
 from benchmarks.results_file import RESULTS, write_section  # noqa: E402
-from emodna_jax import corpora, features, input_pipeline  # noqa: E402
+from emodna_jax.audio import corpora, features, input_pipeline  # noqa: E402
 
 
 

@@ -39,7 +39,7 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 
 from configs import default  # noqa: E402
-from emodna_jax import input_pipeline, normalization  # noqa: E402
+from emodna_jax.audio import input_pipeline, normalization  # noqa: E402
 
 CORPORA = {"B": "emodb", "E": "emovo", "C": "casia"}
 TASKS = ("c2b", "c2e", "b2c", "b2e", "e2c", "e2b")
@@ -77,7 +77,7 @@ def kept_columns(features: str, dims: int, exclude: str) -> np.ndarray:
     """Indices of the `affect` functionals whose names do not match the regex `exclude`."""
     if features != "affect":
         raise ValueError(f"--exclude names functionals of features=affect, not {features!r}.")
-    from emodna_jax import functionals
+    from emodna_jax.audio import functionals
     keep = [i for i, n in enumerate(functionals.NAMES) if not re.search(exclude, n)]
     if len(functionals.NAMES) != dims or not keep:
         raise ValueError(f"--exclude={exclude!r} keeps {len(keep)} of {dims} columns.")

@@ -3,7 +3,7 @@ each validator can be trusted, and what the pseudo-labels were worth.
 
 Reads the selection.json and results.json files of one setting folder (<setting>/<task>/<method>/seed<S>/,
 made by benchmarks/accuracy_benchmark.py). The target UAR of the grid points is an after-the-fact
-monitor written by emodna_jax/selection.py once the choice is made; here it only measures the
+monitor written by emodna_jax/workflows/selection.py once the choice is made; here it only measures the
 validators (rank correlation, and the UAR lost against the grid's best point), and chooses nothing.
 """
 
@@ -14,7 +14,8 @@ import glob
 import json
 import os
 
-from emodna_jax import selection, validators
+from emodna_jax.eval import validators
+from emodna_jax.workflows import selection
 
 
 def selection_files(setting_dir: str, methods: list[str]) -> dict[str, list[str]]:
@@ -98,8 +99,9 @@ def section(setting_dir: str, runs: dict, tasks: list[str], methods: list[str], 
     files = selection_files(setting_dir, methods)
     lines: list[str] = []
     if files:
-        lines += ["", "What each method's validator chose (its grid is declared in `emodna_jax/methods.py`; "
-                  "the chosen setting is then trained again on the whole source):", ""]
+        lines += ["", "What each method's validator chose (its grid is declared in "
+                  "`emodna_jax/method/methods.py`; the chosen setting is then trained again on the whole "
+                  "source):", ""]
         lines += chosen_table(files)
         lines += ["", "How far each validator can be trusted, over every grid above (target UAR of the grid "
                   "points, read after the choice: a measurement of the validators, never a choice):", ""]

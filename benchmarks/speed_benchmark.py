@@ -44,7 +44,9 @@ import numpy as np  # noqa: E402
 
 from configs import cross_corpus  # noqa: E402
 from benchmarks import results_file  # noqa: E402
-from emodna_jax import input_pipeline, labels, models, parallel, step_functions  # noqa: E402
+from emodna_jax.audio import input_pipeline, labels  # noqa: E402
+from emodna_jax.model import models  # noqa: E402
+from emodna_jax.train import parallel, step_functions  # noqa: E402
 
 T, F, BATCH, K = 188, 39, 64, 5
 

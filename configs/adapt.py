@@ -5,10 +5,10 @@
   python eval.py --workdir=DIR --predict=PATH     # -> DIR/predictions.csv (long files by segments)
 
 The default method (Emo-DNA, configs/default.py) with three fields chosen when the run starts
-(emodna_jax/recipe.py), each overridable:
+(emodna_jax/train/recipe.py), each overridable:
 * source: every labelled corpus found as ROOT/<corpus> (emodb, emovo, casia, ravdess, savee), or
   the ones named, e.g. --config.source=casia,emodb. Several corpora form one source
-  (emodna_jax/source_pool.py): each standardised by its own statistics, source batches balanced
+  (emodna_jax/audio/source_pool.py): each standardised by its own statistics, source batches balanced
   across them, and (multi_source="per_corpus", the recipe's default) one corpus id each in the
   train step: D = sources + target corpus prototypes, corpus classes and per-corpus BatchNorm rows,
   the corpus-level alignment between the pooled sources and the target (per source with
@@ -28,7 +28,7 @@ import os
 import ml_collections
 
 from configs import cross_corpus, default
-from emodna_jax import recipe
+from emodna_jax.train import recipe
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:

@@ -3,7 +3,7 @@
 TASK is SOURCE2TARGET from the letters c (CASIA), b (EmoDB), e (EMOVO), r (RAVDESS), s (SAVEE), e.g.
 c2b = labelled CASIA + unlabelled EmoDB, tested on EmoDB; a side may also be a builder name, e.g.
 synthetic_a2synthetic_b (the synthetic corpora, where choices are made without a real target's labels).
-METHOD is one of emodna_jax.methods.METHODS (default: emodna); `--config.method=NAME` does the same.
+METHOD is one of emodna_jax.method.methods.METHODS (default: emodna); `--config.method=NAME` does the same.
 The corpora are read from `config.corpora_root`/<corpus> (default: ../shared/corpora beside the
 checkout). The 5 shared classes and the whole target corpus (unlabelled training data and test set)
 follow the authors' protocol.
@@ -14,7 +14,7 @@ import os
 import ml_collections
 
 from configs import default
-from emodna_jax import methods
+from emodna_jax.method import methods
 
 LETTERS = {"c": "casia", "b": "emodb", "e": "emovo", "r": "ravdess", "s": "savee"}
 SYNTHETIC = ("synthetic_a", "synthetic_b", "synthetic_c")

@@ -2,14 +2,14 @@
 synthetic corpora (no download).
 
 Every field below is the value a run uses. Every other method is a few fields set differently
-(emodna_jax/methods.py: METHODS), and every other config file starts from this one. Run with
+(emodna_jax/method/methods.py: METHODS), and every other config file starts from this one. Run with
 `python train.py --config=configs/default.py --workdir=DIR`; `configs/default.py:NAME` is method NAME
 (as is `--config.method=NAME`), `configs/default.py:smoke` (or `:NAME,smoke`) shrinks everything for tests.
 """
 
 import ml_collections
 
-from emodna_jax import methods
+from emodna_jax.method import methods
 
 SHARED_CLASSES = "angry,fear,happy,neutral,sad"
 
@@ -24,7 +24,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     # `folder:PATH` for one's own recordings (the audio_folder builder).
     c.source = "synthetic_a"
     c.target = "synthetic_b"
-    # Several sources (source="casia,emodb", emodna_jax/source_pool.py): "pooled" gives them ONE
+    # Several sources (source="casia,emodb", emodna_jax/audio/source_pool.py): "pooled" gives them ONE
     # corpus id (D = 2 corpora in the step), "per_corpus" one id each (D = sources + target: a corpus
     # prototype and a corpus-classifier class per corpus). One source: D = 2 either way.
     c.multi_source = "pooled"
@@ -35,7 +35,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     # Where TFDS writes built datasets; "" means ~/.cache/emodna_jax/tfds.
     c.data_dir = ""
     # TFDS builder config = front end. "affect" (the default): 78 eGeMAPS-like utterance functionals
-    # computed with librosa from the whole utterance, one frame [1, 78] (emodna_jax/functionals.py);
+    # computed with librosa from the whole utterance, one frame [1, 78] (emodna_jax/audio/functionals.py);
     # "mfcc39": the authors' 39 MFCCs, 22,050 Hz, 96,000 samples [188, 39]; "affect_frames" [401, 24];
     # "logmel64"; "egemaps"/"compare" (openSMILE, optional: requirements-opensmile.txt).
     c.features = "affect"
@@ -81,7 +81,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.model.bn_momentum = 0.0  # 0 = tied to the schedule: min(0.99, 1 - 10 / num_steps) (models.batch_norm_momentum)
 
     # ---- method -----------------------------------------------------------------------------
-    c.method = "emodna"  # the name of the method whose settings these are (emodna_jax/methods.py)
+    c.method = "emodna"  # the name of the method whose settings these are (emodna_jax/method/methods.py)
     c.loss = ml_collections.ConfigDict()
     c.loss.label_smoothing = 0.1
     c.loss.temperature = 0.1  # tau of the prototype contrastive losses.
@@ -100,7 +100,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     # Weight of the diversity term (negative entropy of the mean target prediction), 0 = off.
     c.loss.diversity_weight = 0.0
     # Weight of target consistency (KL between the prediction of a target example and of its strong
-    # view, emodna_jax/augment.py; UDA-style, no pseudo-label), 0 = off. Costs one more emotion-encoder
+    # view, emodna_jax/audio/augment.py; UDA-style, no pseudo-label), 0 = off. Costs one more emotion-encoder
     # forward and backward on the target half a step.
     c.loss.consistency_weight = 0.0
     # MMD kernel bandwidths as multiples of the mean pairwise squared distance of the batch.
@@ -128,12 +128,12 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     # q * uniform / (running mean of q), renormalised, so over-predicted classes yield fewer pseudo-labels.
     c.pseudo.distribution_alignment = False
     # Keep a pseudo-label only where a strong view of the example (time shift, time and coefficient
-    # masks, noise: emodna_jax/augment.py) gets the same class: one more target-only forward a step.
+    # masks, noise: emodna_jax/audio/augment.py) gets the same class: one more target-only forward a step.
     c.pseudo.agreement = False
     # Who labels the target: "head" (the classifier's probabilities, as published) or "centroid" (the
     # target's own class centroids in z_e over the whole unlabelled target, SHOT-style, recomputed
     # at the first adaptation step and every step that is a multiple of `centroid_every`, from an
-    # inference pass: emodna_jax/target_labeller.py). The thresholds, distribution alignment and
+    # inference pass: emodna_jax/eval/target_labeller.py). The thresholds, distribution alignment and
     # agreement then act on the labeller's probabilities; or "head_and_centroid" (the head labels, and
     # a pseudo-label is kept only where the centroid table names the same class). 25 divides
     # checkpoint_every, so a run resumed from a regular checkpoint relabels exactly as an
@@ -172,8 +172,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.monitor_target_every = 0
     c.plots = True
 
-    # ---- label-free model selection (emodna_jax/selection.py, docs/method.md) -----------------
-    # Every method declares a small grid over its own weights (emodna_jax/methods.py), trains each
+    # ---- label-free model selection (emodna_jax/workflows/selection.py, docs/method.md) -----------------
+    # Every method declares a small grid over its own weights (emodna_jax/method/methods.py), trains each
     # point, and keeps the one its validator prefers, per task; the same protocol for every method.
     c.select = ml_collections.ConfigDict()
     # "FIELD=V1,V2;FIELD=V1,V2" (the Cartesian product). Each point trains into WORKDIR/grid/<point>/;

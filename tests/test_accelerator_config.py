@@ -4,7 +4,7 @@ in its schedule fields."""
 import pytest
 
 from configs import accelerator, cross_corpus
-from emodna_jax import config_checks
+from emodna_jax.train import config_checks
 
 
 def _flat(config, prefix=""):

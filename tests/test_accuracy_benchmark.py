@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from benchmarks import accuracy_benchmark as ab
-from emodna_jax import methods
+from emodna_jax.method import methods
 
 
 def test_run_commands_carry_the_overrides_and_nothing_else():

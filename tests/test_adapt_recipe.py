@@ -20,8 +20,10 @@ import pytest
 import soundfile as sf
 
 from configs import adapt
-from emodna_jax import (config_checks, features, inference, input_pipeline, labels, recipe, reporting,
-                        source_pool, synthetic_speech, trainer)
+from emodna_jax.audio import features, input_pipeline, labels, source_pool, synthetic_speech
+from emodna_jax.eval import reporting
+from emodna_jax.train import config_checks, recipe, trainer
+from emodna_jax.workflows import inference
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RATE = 22050  # mfcc39's rate: no resampling anywhere
@@ -165,7 +167,7 @@ def test_per_corpus_sources_get_one_corpus_id_each(sources):
     import jax
     import jax.numpy as jnp
 
-    from emodna_jax import parallel, step_functions, train_state
+    from emodna_jax.train import parallel, step_functions, train_state
 
     assert adapt.get_config().multi_source == "per_corpus"
     c = adapt.get_config("smoke")
@@ -190,7 +192,8 @@ def test_per_corpus_sources_get_one_corpus_id_each(sources):
     assert state.params["corpus_classifier"]["kernel"].shape[-1] == 3
     assert state.prototypes.corpus.shape[0] == 3 and fns.settings.num_corpora == 3
     # A source split is evaluated with each example's own corpus' BatchNorm statistics.
-    from emodna_jax import evaluation, model_setup
+    from emodna_jax.eval import evaluation
+    from emodna_jax.train import model_setup
 
     state = model_setup.init_state(c, fns, data)
     shift = lambda path, a: a + jnp.arange(3.0)[:, None] if path[-1].key == "mean" else a  # noqa: E731

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from emodna_jax import affect_descriptors as ad
-from emodna_jax import features
-from emodna_jax import functionals as fu
+from emodna_jax.audio import affect_descriptors as ad
+from emodna_jax.audio import features
+from emodna_jax.audio import functionals as fu
 
 SR = 16000
 COL = {n: i for i, n in enumerate(ad.NAMES)}
@@ -149,7 +149,7 @@ def test_mfcc39_unchanged_by_the_new_kinds():
 def test_opensmile_kinds_call_extract_functionals(monkeypatch):
     """The egemaps kind hands the whole wave to opensmile_features (faked here: the package is
     optional) and turns its NaNs into 0."""
-    from emodna_jax import opensmile_features
+    from emodna_jax.audio import opensmile_features
     calls = []
 
     def fake(wave, sample_rate, feature_set):

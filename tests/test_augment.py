@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from emodna_jax import augment
+from emodna_jax.audio import augment
 
 
 def batch(n=6, frames=40, coeffs=10):

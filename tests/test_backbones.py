@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 from configs import default
-from emodna_jax import config_checks, features, models
-from emodna_jax.config_checks import ConfigError
+from emodna_jax.audio import features
+from emodna_jax.model import models
+from emodna_jax.train import config_checks
+from emodna_jax.train.config_checks import ConfigError
 from tests import helpers
 
 
@@ -190,7 +192,7 @@ def test_auto_backbone_follows_the_front_end():
 def test_backbone_learns_the_toy_problem_through_the_trainer(backbone):
     """The class lives in the frame mean of one coefficient (helpers.two_domain_batch), which both a
     linear probe and the MLP can read: source cross-entropy falls (label smoothing 0.1 keeps it > 0.2)."""
-    from emodna_jax import parallel, step_functions  # noqa: PLC0415 (heavy, only here)
+    from emodna_jax.train import parallel, step_functions  # noqa: PLC0415 (heavy, only here)
     config = helpers.tiny_config("source_only", num_steps=40, learning_rate=1e-2,
                                  **{"model.backbone": backbone, "model.hidden_dim": 16})
     backend = parallel.create_backend("pmap", num_devices=1)

@@ -1,6 +1,6 @@
 """Every audio TFDS builder on its dummy_data (laid out like the real corpus: real names, rates and
 channel counts), built into a temporary data_dir: labels, speakers, genders file by file against
-tables written here by hand from the corpora's documentation (not from emodna_jax.labels, so that a
+tables written here by hand from the corpora's documentation (not from emodna_jax.audio.labels, so that a
 wrong code table fails), plus the checks tfds.testing.DatasetBuilderTestCase would make (that class
 needs `dill`, which the stack does not install): split sizes in the DatasetInfo, a reload from disk,
 unique keys, features of the declared shape and dtype.
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from emodna_jax import corpora, features, labels
+from emodna_jax.audio import corpora, features, labels
 
 DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
 

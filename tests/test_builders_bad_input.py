@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from emodna_jax import audio_builder, corpora, features, labels
+from emodna_jax.audio import audio_builder, corpora, features, labels
 
 DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
 

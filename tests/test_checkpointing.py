@@ -10,7 +10,7 @@ import numpy as np
 import optax
 import pytest
 
-from emodna_jax import checkpointing
+from emodna_jax.train import checkpointing
 
 
 class _State(flax.struct.PyTreeNode):

@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 
 from configs import cross_corpus, default
-from emodna_jax import config_checks, labels, methods
-from emodna_jax.config_checks import ConfigError
+from emodna_jax.audio import labels
+from emodna_jax.method import methods
+from emodna_jax.train import config_checks
+from emodna_jax.train.config_checks import ConfigError
 from tests import helpers
 
 
@@ -133,7 +135,8 @@ def test_corpora_without_two_shared_classes_are_refused(tmp_path, monkeypatch):
 
 
 def test_train_refuses_before_loading_or_compiling(tmp_path, monkeypatch):
-    from emodna_jax import input_pipeline, trainer
+    from emodna_jax.audio import input_pipeline
+    from emodna_jax.train import trainer
 
     def fail(*args, **kwargs):
         raise AssertionError("data was loaded for a refused config")
@@ -145,8 +148,8 @@ def test_train_refuses_before_loading_or_compiling(tmp_path, monkeypatch):
 
 
 def test_tables_agree_with_the_modules_they_mirror():
-    corpora = pytest.importorskip("emodna_jax.corpora")
-    from emodna_jax import features
+    corpora = pytest.importorskip("emodna_jax.audio.corpora")
+    from emodna_jax.audio import features
 
     named = tuple(n for n in corpora.VALID_NAMES if not n.startswith("folder:"))
     assert set(config_checks.CORPUS_EMOTIONS) == set(named)
@@ -194,7 +197,7 @@ def test_default_emodna_as_it_runs_has_every_published_component_acting():
     assert differing == {"model.batch_norm", "loss.decoupling_weight", "loss.corpus_align_weight",
                          "loss.class_align_weight", "select.grid"}
     # the default's grid is valid and selects among thresholds target examples can pass
-    from emodna_jax import selection
+    from emodna_jax.workflows import selection
     points = selection.check_selection(c)
     assert {p["pseudo.threshold"] for p in points} == {"freematch", "quantile"} and len(points) == 4
 
@@ -202,7 +205,7 @@ def test_default_emodna_as_it_runs_has_every_published_component_acting():
 def test_every_methods_grid_is_valid_and_varies_only_its_own_fields():
     """Each declared grid parses against its method's config, every point passes the config checks,
     and a grid never varies a field its method switched off (e.g. a weight of a removed component)."""
-    from emodna_jax import selection
+    from emodna_jax.workflows import selection
     for name in methods.METHODS:
         c = cross_corpus.get_config(f"c2b,{name}")
         if not c.select.grid:
@@ -218,7 +221,7 @@ def test_the_default_floor_admits_confident_target_examples_and_a_floor_of_one_d
     example pass; the floor 1.0 (refused above) lets nothing pass, however confident."""
     import jax.numpy as jnp
 
-    from emodna_jax import thresholds
+    from emodna_jax.method import thresholds
 
     probs = jnp.array([[0.95, 0.03, 0.02], [0.02, 0.9, 0.08], [0.999, 0.0005, 0.0005]])
     state = thresholds.init_thresholds(3)

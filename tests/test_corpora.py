@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from emodna_jax import corpora, features, labels
+from emodna_jax.audio import corpora, features, labels
 
 DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
 FIVE = ("angry", "fear", "happy", "neutral", "sad")

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from emodna_jax import models
+from emodna_jax.model import models
 from tests import helpers
 
 MOMENTUM = 0.9

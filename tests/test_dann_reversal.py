@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from emodna_jax import layers, parallel, schedules, step_functions, train_state, train_step
+from emodna_jax.model import layers
+from emodna_jax.train import parallel, schedules, step_functions, train_state, train_step
 from tests import helpers
 
 

@@ -12,7 +12,8 @@ import json
 import numpy as np
 
 from configs import default
-from emodna_jax import input_pipeline, labels, run_logging, trainer
+from emodna_jax.audio import input_pipeline, labels
+from emodna_jax.train import run_logging, trainer
 
 CLASSES = ["angry", "fear", "happy", "neutral", "sad"]
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from emodna_jax import diagnostics
+from emodna_jax.eval import diagnostics
 
 
 def _snd_by_hand(probs, t=0.05):

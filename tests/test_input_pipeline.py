@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from configs import default
-from emodna_jax import input_pipeline as ip
-from emodna_jax import labels
+from emodna_jax.audio import input_pipeline as ip
+from emodna_jax.audio import labels
 
 T, F = 6, 3
 FIVE = ("angry", "fear", "happy", "neutral", "sad")
@@ -222,7 +222,7 @@ def test_speaker_normalization_standardises_each_speaker_by_its_own_frames():
 
 
 def test_speaker_normalization_falls_back_to_the_corpus_and_refuses_missing_ids():
-    from emodna_jax import normalization
+    from emodna_jax.audio import normalization
     x = np.random.default_rng(0).normal(size=(6, T, F)).astype(np.float32) * 3 + 1
     stats = normalization.fit("speaker", x, np.array(["a", "a", "a", "b", "b", "b"], dtype=object))
     corpus = normalization.fit("corpus", x)

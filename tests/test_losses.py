@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from emodna_jax import losses
+from emodna_jax.method import losses
 
 RNG = np.random.default_rng(0)
 

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from emodna_jax import metrics, schedules
+from emodna_jax.eval import metrics
+from emodna_jax.train import schedules
 
 
 def test_confusion_uar_war_by_hand():

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from configs import default
-from emodna_jax import config_checks, normalization
-from emodna_jax import input_pipeline as ip
-from emodna_jax import labels
+from emodna_jax.audio import normalization
+from emodna_jax.train import config_checks
+from emodna_jax.audio import input_pipeline as ip
+from emodna_jax.audio import labels
 
 F = 2
 

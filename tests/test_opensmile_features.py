@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from emodna_jax import opensmile_features
+from emodna_jax.audio import opensmile_features
 
 CORPORA = os.environ.get("EMODNA_CORPORA_ROOT",
                          os.path.join(os.path.dirname(__file__), "..", "..", "shared", "corpora"))
@@ -105,7 +105,7 @@ def test_rank_correlations_helper_on_a_known_case():
 
 def test_librosa_functionals_rank_correlate_with_opensmile_egemaps():
     pytest.importorskip("opensmile")
-    functionals = pytest.importorskip("emodna_jax.functionals")
+    functionals = pytest.importorskip("emodna_jax.audio.functionals")
     import soundfile as sf  # pylint: disable=import-outside-toplevel
     from scipy import signal  # pylint: disable=import-outside-toplevel
     files = (_spread_files(os.path.join(CORPORA, "emodb", "wav", "*.*"))

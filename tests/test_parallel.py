@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from configs import default
-from emodna_jax import parallel, step_functions
+from emodna_jax.train import parallel, step_functions
 from tests import helpers
 
 NUM_CLASSES = 3

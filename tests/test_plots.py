@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from emodna_jax import plots
+from emodna_jax.eval import plots
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from emodna_jax import prototypes
+from emodna_jax.method import prototypes
 
 
 def test_first_update_sets_mean_direction_and_absent_rows_stay():

@@ -5,7 +5,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from emodna_jax import pseudo_labelling, thresholds
+from emodna_jax.method import pseudo_labelling, thresholds
 
 PROBS = np.array([[0.9, 0.05, 0.05], [0.5, 0.3, 0.2], [0.1, 0.8, 0.1], [0.2, 0.1, 0.7]], np.float32)
 

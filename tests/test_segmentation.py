@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from emodna_jax import segmentation, synthetic_speech
+from emodna_jax.audio import segmentation, synthetic_speech
 
 SR = 16000
 

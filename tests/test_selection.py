@@ -1,4 +1,4 @@
-"""Label-free model selection (emodna_jax/selection.py): grid parsing, the choice, resume, the rank
+"""Label-free model selection (emodna_jax/workflows/selection.py): grid parsing, the choice, resume, the rank
 correlation table, and a whole selection through the real trainer on tiny in-memory corpora where one
 grid point cannot learn."""
 
@@ -10,7 +10,10 @@ import shutil
 import numpy as np
 import pytest
 
-from emodna_jax import config_checks, input_pipeline, labels, selection, validators
+from emodna_jax.audio import input_pipeline, labels
+from emodna_jax.eval import validators
+from emodna_jax.train import config_checks
+from emodna_jax.workflows import selection
 from tests import helpers
 
 
@@ -104,7 +107,7 @@ def fake_trainer(calls, fail_on=None):
         if fail_on is not None and os.path.basename(workdir) == fail_on:
             raise RuntimeError("interrupted")
         os.makedirs(workdir, exist_ok=True)
-        from emodna_jax import run_logging
+        from emodna_jax.train import run_logging
         run_logging.write_json(os.path.join(workdir, "config.json"), config.to_dict())
         run_logging.write_json(os.path.join(workdir, "results.json"),
                                {"uar": 100 * config.loss.decoupling_weight, "method": config.method})

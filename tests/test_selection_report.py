@@ -6,7 +6,7 @@ import os
 import pytest
 
 from benchmarks import selection_report
-from emodna_jax import validators
+from emodna_jax.eval import validators
 
 
 def point(name, uar, dev, snd):

@@ -3,7 +3,7 @@ confident fraction of each predicted class: the confident share follows the quan
 
 import numpy as np
 
-from emodna_jax import parallel, step_functions
+from emodna_jax.train import parallel, step_functions
 from tests import helpers
 
 

@@ -8,7 +8,7 @@ from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from emodna_jax import labels, synthetic_speech as ss
+from emodna_jax.audio import labels, synthetic_speech as ss
 
 
 def test_same_seed_same_audio_and_order_independent():

@@ -4,7 +4,9 @@ label, and that train batches get their own rows."""
 import numpy as np
 import pytest
 
-from emodna_jax import parallel, step_functions, target_labeller, transductive
+from emodna_jax.eval import target_labeller
+from emodna_jax.method import transductive
+from emodna_jax.train import parallel, step_functions
 from tests import helpers
 
 NUM_CLASSES = 3
@@ -65,7 +67,7 @@ def test_refresh_labels_the_target_by_its_centroids_without_reading_labels():
     assert 1.0 / NUM_CLASSES <= monitors["pseudo/centroid_largest_class_share"] <= 1.0
 
     # The table is transductive.centroid_probs of the model's own eval outputs.
-    from emodna_jax import evaluation
+    from emodna_jax.eval import evaluation
     predictions = evaluation.predict(fns, state, eval_stream(features, labels)())
     np.testing.assert_allclose(tables[0], transductive.centroid_probs(
         probs=predictions.probs, features=predictions.z_e), rtol=1e-6)

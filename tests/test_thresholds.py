@@ -3,7 +3,7 @@
 import jax.numpy as jnp
 import numpy as np
 
-from emodna_jax import thresholds
+from emodna_jax.method import thresholds
 
 
 def probs_batch():

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from emodna_jax import parallel, step_functions
+from emodna_jax.train import parallel, step_functions
 from tests import helpers
 
 NUM_CLASSES = 3
@@ -80,7 +80,9 @@ def test_agreement_keeps_only_pseudo_labels_that_the_strong_view_repeats():
     import jax
     import jax.numpy as jnp
 
-    from emodna_jax import augment, models, train_state, train_step
+    from emodna_jax.audio import augment
+    from emodna_jax.model import models
+    from emodna_jax.train import train_state, train_step
 
     config = helpers.tiny_config("emodna", **{"pseudo.distribution_alignment": True})
     model = models.create_model(config, num_classes=NUM_CLASSES, num_corpora=2, axis_name="batch")
@@ -108,7 +110,7 @@ def test_agreement_keeps_only_pseudo_labels_that_the_strong_view_repeats():
     e_model, e_vars = models.emotion_encoder_view(model.clone(axis_name=None), {
         "params": state.params, "batch_stats": state.batch_stats})
     out, _ = e_model.apply(e_vars, strong, train=True, use_dropout=False, num_source=0, mutable=["batch_stats"])
-    from emodna_jax import thresholds
+    from emodna_jax.method import thresholds
     strong_probs = thresholds.align_distribution(probs=jax.nn.softmax(out["logits_e"]),
                                                  running_mean=thresholds_state.class_confidence)
     agrees = np.asarray(strong_probs.argmax(-1) == pseudo, np.float32)
@@ -124,7 +126,8 @@ def test_head_and_centroid_keeps_only_head_pseudo_labels_the_centroid_table_repe
     import jax.numpy as jnp
     import pytest
 
-    from emodna_jax import models, train_state, train_step
+    from emodna_jax.model import models
+    from emodna_jax.train import train_state, train_step
 
     config = helpers.tiny_config("emodna")
     model = models.create_model(config, num_classes=NUM_CLASSES, num_corpora=2, axis_name="batch")
@@ -228,7 +231,8 @@ def test_per_source_corpus_alignment_is_the_mean_of_one_term_per_source():
     import jax
     import jax.numpy as jnp
 
-    from emodna_jax import losses, train_step
+    from emodna_jax.method import losses
+    from emodna_jax.train import train_step
 
     rng = np.random.default_rng(0)
     z_s = rng.normal(size=(6, 4)).astype(np.float32)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from emodna_jax import transductive
+from emodna_jax.method import transductive
 
 
 def clusters(wrong: int, seed: int = 0):

@@ -1,11 +1,11 @@
-"""Label-free validators (emodna_jax/validators.py) against hand-computed values on tiny cases."""
+"""Label-free validators (emodna_jax/eval/validators.py) against hand-computed values on tiny cases."""
 
 import math
 
 import numpy as np
 import pytest
 
-from emodna_jax import validators
+from emodna_jax.eval import validators
 
 
 def test_source_uar_is_macro_recall():

@@ -17,7 +17,10 @@ import numpy as np
 import pytest
 
 from configs import default
-from emodna_jax import checkpointing, evaluation, features, inference, input_pipeline, run_logging, trainer
+from emodna_jax.audio import features, input_pipeline
+from emodna_jax.eval import evaluation
+from emodna_jax.train import checkpointing, run_logging, trainer
+from emodna_jax.workflows import inference
 
 METRICS = ("uar", "war", "per_class_recall", "confusion")
 
@@ -143,7 +146,7 @@ def test_predicting_files_matches_the_eval_stream(uninterrupted, tmp_path):
     probabilities the eval stream gives for the same recordings."""
     import soundfile as sf
 
-    from emodna_jax import synthetic_speech
+    from emodna_jax.audio import synthetic_speech
 
     config, workdir, _ = uninterrupted
     assert config.normalization == "speaker"  # the default
@@ -180,7 +183,7 @@ def test_predicting_files_matches_the_eval_stream(uninterrupted, tmp_path):
 def test_a_large_enough_set_of_files_also_gets_centroid_labels(uninterrupted, tmp_path, monkeypatch):
     import soundfile as sf
 
-    from emodna_jax import synthetic_speech
+    from emodna_jax.audio import synthetic_speech
 
     _, workdir, _ = uninterrupted
     folder = tmp_path / "audio"

@@ -58,7 +58,7 @@ def test_train_then_eval_then_predict(synthetic_affect_dir, subprocess_env, tmp_
 
     import soundfile as sf
 
-    from emodna_jax import synthetic_speech
+    from emodna_jax.audio import synthetic_speech
 
     folder = tmp_path / "recordings"
     folder.mkdir()

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from emodna_jax import run_logging
+from emodna_jax.train import run_logging
 
 
 def test_write_json_handles_numpy_and_non_finite(tmp_path):
@@ -104,7 +104,7 @@ def test_split_example_outputs_keeps_per_example_vectors_out_of_the_logs():
 
 def _memory_corpus(name, n, seed):
     """Five classes whose class lives in the mean of coefficient 0; features [n, 16, 5]."""
-    from emodna_jax import input_pipeline, labels
+    from emodna_jax.audio import input_pipeline, labels
     rng = np.random.default_rng(seed)
     y = np.arange(n) % 5
     x = rng.normal(size=(n, 16, 5)).astype(np.float32)
@@ -123,7 +123,8 @@ def test_smoke_run_reports_pseudo_labels_over_the_whole_run_and_the_normalisatio
     precision equals the one recomputed from the labels, and results.json names the normalisation."""
     import functools
 
-    from emodna_jax import input_pipeline, trainer
+    from emodna_jax.audio import input_pipeline
+    from emodna_jax.train import trainer
     from tests import helpers
 
     corpora = {"synthetic_a": _memory_corpus("a", 40, 0), "synthetic_b": _memory_corpus("b", 40, 1)}

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from configs import default
-from emodna_jax import trainer
+from emodna_jax.train import trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.usefixtures("compilation_cache")

@@ -31,8 +31,8 @@ _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__f
 if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
-from emodna_jax import audio_builder  # noqa: E402
-from emodna_jax import labels  # noqa: E402
+from emodna_jax.audio import audio_builder  # noqa: E402
+from emodna_jax.audio import labels  # noqa: E402
 
 MANIFEST = "manifest.csv"
 UNLABELLED_FOLDERS = ("unknown", "unlabelled", "unlabeled")

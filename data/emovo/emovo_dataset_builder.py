@@ -24,8 +24,8 @@ _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__f
 if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
-from emodna_jax import audio_builder  # noqa: E402
-from emodna_jax import labels  # noqa: E402
+from emodna_jax.audio import audio_builder  # noqa: E402
+from emodna_jax.audio import labels  # noqa: E402
 
 _SPEAKER = re.compile(r"^[fm]\d$")
 _NAME = re.compile(r"^(?P<emotion>[a-z]+)-(?P<speaker>[a-z]\d)-(?P<sentence>[a-z]+\d*)$")

@@ -23,8 +23,8 @@ _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__f
 if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
-from emodna_jax import audio_builder  # noqa: E402
-from emodna_jax import labels  # noqa: E402
+from emodna_jax.audio import audio_builder  # noqa: E402
+from emodna_jax.audio import labels  # noqa: E402
 
 _NAME = re.compile(r"^(?P<modality>\d\d)-(?P<channel>\d\d)-(?P<emotion>\d\d)-(?P<intensity>\d\d)-"
                    r"(?P<statement>\d\d)-(?P<repetition>\d\d)-(?P<actor>\d\d)$")

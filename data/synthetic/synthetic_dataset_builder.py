@@ -1,8 +1,8 @@
 """TFDS builder `synthetic`: three speech-like emotional corpora generated on the fly (no download).
 
 Splits "a", "b" and "c" are the three corpora (200 utterances each: 4 speakers x 5 emotions x 10),
-synthesised by `emodna_jax.synthetic_speech` from a fixed seed, so every build gives the same audio.
-Builder configs are the feature front ends of `emodna_jax.features.FEATURE_CONFIGS` ("mfcc39" is the
+synthesised by `emodna_jax.audio.synthetic_speech` from a fixed seed, so every build gives the same audio.
+Builder configs are the feature front ends of `emodna_jax.audio.features.FEATURE_CONFIGS` ("mfcc39" is the
 authors' 39 MFCCs at 22,050 Hz on 96,000 samples). Use it through `corpora.load("synthetic_a", ...)`
 or build it directly from the repository root with `python -m data.tfds_cli build data/synthetic
 --data_dir=DIR --config=mfcc39` (data/tfds_cli.py is the `tfds` CLI, runnable without apache-beam;
@@ -22,9 +22,9 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from emodna_jax import audio_builder  # noqa: E402
-from emodna_jax import features as feature_lib  # noqa: E402
-from emodna_jax import synthetic_speech  # noqa: E402
+from emodna_jax.audio import audio_builder  # noqa: E402
+from emodna_jax.audio import features as feature_lib  # noqa: E402
+from emodna_jax.audio import synthetic_speech  # noqa: E402
 
 # The synthetic corpora are part of the dataset's definition: changing this seed (or the generator)
 # makes a new dataset and must bump VERSION.
@@ -34,7 +34,7 @@ SEED = 0
 class Builder(tfds.core.GeneratorBasedBuilder):
     """Synthetic cross-corpus emotional speech: emotion in prosody, corpus in speakers/language/channel.
 
-    Same example schema and builder configs as the real-corpus builders (emodna_jax.audio_builder).
+    Same example schema and builder configs as the real-corpus builders (emodna_jax.audio.audio_builder).
     Constructor option num_workers (env EMODNA_BUILD_WORKERS, default 2): synthesis threads.
     """
 

@@ -43,11 +43,11 @@ from typing import Callable, Iterator, NamedTuple
 import ml_collections
 import numpy as np
 
-from emodna_jax import labels as label_table
-from emodna_jax import normalization, source_pool
-from emodna_jax.batch_streams import permutation as _permutation
-from emodna_jax.batch_streams import prefetch as _prefetch
-from emodna_jax.batch_streams import stream_indices
+from emodna_jax.audio import labels as label_table
+from emodna_jax.audio import normalization, source_pool
+from emodna_jax.audio.batch_streams import permutation as _permutation
+from emodna_jax.audio.batch_streams import prefetch as _prefetch
+from emodna_jax.audio.batch_streams import stream_indices
 
 SOURCE_STREAM, TARGET_STREAM = 0, 1  # seed streams, and the corpus ids put in the batches
 EVAL_SPLITS = ("target", "source", "source_val")
@@ -116,7 +116,7 @@ def _hide_accelerators_from_tensorflow() -> None:
 def load_corpus_arrays(name: str, *, config: ml_collections.ConfigDict, split: str) -> CorpusArrays:
     """Reads a whole TFDS split through corpora.load into host memory."""
     _hide_accelerators_from_tensorflow()
-    from emodna_jax import corpora  # imports TF and TFDS: only when real data is read
+    from emodna_jax.audio import corpora  # imports TF and TFDS: only when real data is read
 
     data_dir = os.path.expanduser(config.data_dir or DEFAULT_DATA_DIR)
     ds = corpora.load(name, corpora_root=config.corpora_root or None, data_dir=data_dir,

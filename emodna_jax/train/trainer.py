@@ -17,12 +17,13 @@ import jax
 import ml_collections
 import numpy as np
 
-from emodna_jax import (
-    checkpointing, evaluation, parallel, run_logging, target_labeller, thresholds)
+from emodna_jax.eval import evaluation, target_labeller
+from emodna_jax.method import thresholds
+from emodna_jax.train import checkpointing, parallel, run_logging
 # setup/init_state and the report's diagnostics and plots are shared with inference.py, which does
 # not import this module; the names stay importable from here.
-from emodna_jax.model_setup import init_state, setup, start_processes  # noqa: F401
-from emodna_jax.reporting import collapse_warning, label_free_diagnostics, write_plots  # noqa: F401
+from emodna_jax.train.model_setup import init_state, setup, start_processes  # noqa: F401
+from emodna_jax.eval.reporting import collapse_warning, label_free_diagnostics, write_plots  # noqa: F401
 
 
 class _StopFlag:

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from emodna_jax import thresholds
+from emodna_jax.method import thresholds
 
 
 def class_alignment_on(loss: Any) -> bool:

@@ -40,7 +40,7 @@ FEATURE_SETS = {
 
 def _check_feature_set(feature_set: str) -> None:
     if feature_set not in FEATURE_SETS:
-        raise ValueError(f"emodna_jax/opensmile_features.py: unknown feature_set {feature_set!r}; "
+        raise ValueError(f"emodna_jax/audio/opensmile_features.py: unknown feature_set {feature_set!r}; "
                          f"choose one of {sorted(FEATURE_SETS)}.")
 
 
@@ -77,7 +77,7 @@ def feature_names(feature_set: str) -> list[str]:
     _check_feature_set(feature_set)
     names = list(_smile(feature_set).feature_names)
     if len(names) != FEATURE_SETS[feature_set][1]:
-        raise RuntimeError(f"emodna_jax/opensmile_features.py: opensmile gave {len(names)} "
+        raise RuntimeError(f"emodna_jax/audio/opensmile_features.py: opensmile gave {len(names)} "
                            f"{feature_set!r} names, expected {FEATURE_SETS[feature_set][1]}; "
                            "install the version in requirements-opensmile.txt.")
     return names
@@ -102,19 +102,19 @@ def extract_functionals(wave: np.ndarray, sample_rate: int, feature_set: str) ->
     _check_feature_set(feature_set)
     wave = np.asarray(wave)
     if wave.ndim != 1 or wave.size == 0:
-        raise ValueError("emodna_jax/opensmile_features.py: wave must be a non-empty 1-D array "
+        raise ValueError("emodna_jax/audio/opensmile_features.py: wave must be a non-empty 1-D array "
                          f"of mono samples, got shape {wave.shape}; average or pick a channel "
                          "first.")
     if not np.all(np.isfinite(wave)):
-        raise ValueError("emodna_jax/opensmile_features.py: wave holds NaN or infinite samples.")
+        raise ValueError("emodna_jax/audio/opensmile_features.py: wave holds NaN or infinite samples.")
     if int(sample_rate) != sample_rate or sample_rate <= 0:
-        raise ValueError(f"emodna_jax/opensmile_features.py: sample_rate must be a positive "
+        raise ValueError(f"emodna_jax/audio/opensmile_features.py: sample_rate must be a positive "
                          f"integer in Hz, got {sample_rate!r}.")
     frame = _smile(feature_set).process_signal(wave.astype(np.float32), int(sample_rate))
     values = frame.to_numpy(dtype=np.float32)
     # Functionals over the whole signal are one row; anything else means a different config.
     if values.shape != (1, FEATURE_SETS[feature_set][1]):
-        raise RuntimeError(f"emodna_jax/opensmile_features.py: opensmile returned shape "
+        raise RuntimeError(f"emodna_jax/audio/opensmile_features.py: opensmile returned shape "
                            f"{values.shape} for {feature_set!r}, expected "
                            f"(1, {FEATURE_SETS[feature_set][1]}); install the version in "
                            "requirements-opensmile.txt.")

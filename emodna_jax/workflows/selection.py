@@ -8,7 +8,7 @@ A config declares the grid and the validator:
 
 `;` separates fields, `,` values; the grid is their Cartesian product, in the order written. Each
 point is trained by the project's trainer into WORKDIR/grid/<point>/ (a plain run folder: eval.py
-reads it), scored by every validator of emodna_jax/validators.py from one inference pass over the
+reads it), scored by every validator of emodna_jax/eval/validators.py from one inference pass over the
 held-out source speakers, the source training split and the target, and WORKDIR/selection.json
 records every point. The target UAR of each point is written there too, as an after-the-fact
 monitor: it is read from the point's results.json after every score exists and never reaches
@@ -16,7 +16,7 @@ monitor: it is read from the point's results.json after every score exists and n
 WORKDIR/results.json with a `selected` field.
 
 The grid's points hold out the source speakers `config.select.val_speakers` ("auto": a fixed set per
-corpus, emodna_jax/input_pipeline.py) for the validators that read held-out source data. With
+corpus, emodna_jax/audio/input_pipeline.py) for the validators that read held-out source data. With
 `config.select.refit` (the default) the chosen setting is then trained once more on the whole source
 (the config's own `source_val_speakers`) into WORKDIR/refit/, and that run's results.json is
 WORKDIR/results.json: every method, with a grid or without, ends on a model trained on the same
@@ -36,7 +36,8 @@ from typing import Any, Callable, Iterable
 import ml_collections
 import numpy as np
 
-from emodna_jax import config_checks, run_logging, validators
+from emodna_jax.eval import validators
+from emodna_jax.train import config_checks, run_logging
 
 GRID_DIR = "grid"
 REFIT_DIR = "refit"
@@ -150,7 +151,8 @@ def score_run(workdir: str) -> dict[str, float | None]:
 
     Only the target's predictions and features are passed on; its labels stay in this function.
     """
-    from emodna_jax import evaluation, inference  # jax-side imports: only when a run is scored
+    from emodna_jax.eval import evaluation  # jax-side imports: only when a run is scored
+    from emodna_jax.workflows import inference
 
     config, data, fns, state = inference.load_run(workdir)
     target = evaluation.predict(fns, state, data.eval_batches("target"))
@@ -205,7 +207,7 @@ def select_and_train(config: ml_collections.ConfigDict, workdir: str, *,
     {validator: value}: replaceable for tests.
     """
     if train_fn is None:
-        from emodna_jax import trainer
+        from emodna_jax.train import trainer
         train_fn = trainer.train_and_evaluate
     points = check_selection(config)
     workdir = os.path.abspath(workdir)
@@ -320,9 +322,9 @@ def format_rank_table(table: dict[str, dict[str, Any]]) -> str:
 
 
 if __name__ == "__main__":
-    # python -m emodna_jax.selection runs/*/selection.json: the validators' rank-correlation table.
+    # python -m emodna_jax.workflows.selection runs/*/selection.json: the validators' rank-correlation table.
     import sys
 
     if len(sys.argv) < 2:
-        raise SystemExit("usage: python -m emodna_jax.selection WORKDIR/selection.json ...")
+        raise SystemExit("usage: python -m emodna_jax.workflows.selection WORKDIR/selection.json ...")
     print(format_rank_table(rank_correlations(sys.argv[1:])))

@@ -9,7 +9,9 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from emodna_jax import models, prototypes, schedules, thresholds
+from emodna_jax.method import prototypes, thresholds
+from emodna_jax.model import models
+from emodna_jax.train import schedules
 
 
 class TrainState(flax.struct.PyTreeNode):

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from emodna_jax import diagnostics, evaluation, plots
+from emodna_jax.eval import diagnostics, evaluation, plots
 
 
 def label_free_diagnostics(predictions: evaluation.Predictions) -> dict[str, Any]:

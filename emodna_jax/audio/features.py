@@ -13,7 +13,7 @@ frame, [1, 78], so every [T, F] consumer works unchanged; "affect_frames" is the
 (10 ms hop at 16 kHz) of the whole utterance, centre-padded with zero frames or centre-cropped to
 401 frames (4 s), [401, 24]. "egemaps" [1, 88] and "compare" [1, 6373] are openSMILE's
 eGeMAPSv02 and ComParE_2016 functionals through the optional `opensmile` package
-(emodna_jax.opensmile_features; audEERING's research licence).
+(emodna_jax.audio.opensmile_features; audEERING's research licence).
 """
 
 from __future__ import annotations
@@ -88,10 +88,10 @@ class FeatureConfig:
         if self.kind in _OPENSMILE_SIZES:
             return _OPENSMILE_SIZES[self.kind]
         if self.kind == "affect":
-            from emodna_jax import functionals
+            from emodna_jax.audio import functionals
             return len(functionals.NAMES)
         if self.kind == "affect_frames":
-            from emodna_jax import affect_descriptors
+            from emodna_jax.audio import affect_descriptors
             return len(affect_descriptors.NAMES)
         return self.n_mfcc if self.kind == "mfcc" else self.n_mels
 
@@ -267,11 +267,11 @@ def compute_features(wave: np.ndarray, config: FeatureConfig) -> np.ndarray:
 def _utterance_features(wave: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """The affect and openSMILE kinds, computed from the whole utterance: float32 [T, F]."""
     if config.kind == "affect":
-        from emodna_jax import functionals
+        from emodna_jax.audio import functionals
         values, _ = functionals.utterance_functionals(wave, config.sample_rate)
         return values[None, :].astype(np.float32)
     if config.kind == "affect_frames":
-        from emodna_jax import affect_descriptors
+        from emodna_jax.audio import affect_descriptors
         frames, _ = affect_descriptors.frame_descriptors(wave, config.sample_rate)
         # Centre pad (zero frames: silence is unvoiced and inactive) or crop the frame axis, as
         # center_pad_or_crop does to samples; descriptors see the whole utterance's context.
@@ -284,9 +284,9 @@ def _utterance_features(wave: np.ndarray, config: FeatureConfig) -> np.ndarray:
             frames = np.pad(frames, ((before, t - n - before), (0, 0)))
         return np.ascontiguousarray(frames, dtype=np.float32)
     try:  # openSMILE is optional (research licence): imported only when asked for
-        from emodna_jax import opensmile_features
+        from emodna_jax.audio import opensmile_features
     except ImportError as e:
-        raise ImportError(f"Front end {config.name!r} needs emodna_jax.opensmile_features and the "
+        raise ImportError(f"Front end {config.name!r} needs emodna_jax.audio.opensmile_features and the "
                           "optional `opensmile` package (pip install opensmile); or choose "
                           "features=affect.") from e
     values = opensmile_features.extract_functionals(wave, config.sample_rate, config.kind)

@@ -1,7 +1,7 @@
 """Endless seeded streams of example indices and a background prefetcher: the batch order of a run.
 
 Position i of a stream lies in epoch i // n at offset i % n of that epoch's seeded permutation, so a
-resumed run computes its next batch directly from the step (emodna_jax/input_pipeline.py uses both).
+resumed run computes its next batch directly from the step (emodna_jax/audio/input_pipeline.py uses both).
 """
 
 import queue

@@ -33,8 +33,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
 
-from emodna_jax import features as features_lib
-from emodna_jax import labels as labels_lib
+from emodna_jax.audio import features as features_lib
+from emodna_jax.audio import labels as labels_lib
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif")
 GENDERS = ("female", "male", "unknown")

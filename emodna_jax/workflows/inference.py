@@ -9,9 +9,9 @@ import jax
 import ml_collections
 import numpy as np
 
-from emodna_jax import (
-    checkpointing, evaluation, features, model_setup, normalization, reporting, run_logging,
-    segmentation)
+from emodna_jax.audio import features, normalization, segmentation
+from emodna_jax.eval import evaluation, reporting
+from emodna_jax.train import checkpointing, model_setup, run_logging
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 # predictions.csv gets a centroid_prediction column from this many files per class upwards.

@@ -13,7 +13,9 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
-from emodna_jax import metrics, models, transductive
+from emodna_jax.eval import metrics
+from emodna_jax.method import transductive
+from emodna_jax.model import models
 
 # Which corpus' statistics a per-corpus BatchNorm uses for each evaluation split.
 STREAMS = {"target": models.TARGET_STREAM, "source": models.SOURCE_STREAM, "source_val": models.SOURCE_STREAM}

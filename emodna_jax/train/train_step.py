@@ -1,6 +1,6 @@
 """The Emo-DNA train step top to bottom (its settings, the pseudo-labels, the loss, the update) and the
-eval step; step_functions.py compiles them. The pure parts sit beside it: losses.py, pseudo_labelling.py
-(the pseudo-label math), prototypes.py, schedules.py.
+eval step; step_functions.py compiles them. The pure parts are in method/ (losses.py, pseudo_labelling.py:
+the pseudo-label math, prototypes.py, thresholds.py) and schedules.py beside it.
 
 The step is the per-device body of a data-parallel step: cross-device reductions are collectives on
 `settings.axis_name`, so `jax.pmap` and `jax.shard_map` (parallel.py) both run it and give the numbers
@@ -27,9 +27,12 @@ import ml_collections
 import optax
 from jax import lax
 
-from emodna_jax import augment, losses, models, prototypes, pseudo_labelling, schedules, thresholds
-from emodna_jax.models import EmoDNAModel
-from emodna_jax.train_state import TrainState
+from emodna_jax.audio import augment
+from emodna_jax.method import losses, prototypes, pseudo_labelling, thresholds
+from emodna_jax.model import models
+from emodna_jax.train import schedules
+from emodna_jax.model.models import EmoDNAModel
+from emodna_jax.train.train_state import TrainState
 
 Batch = dict[str, dict[str, jax.Array]]
 # fold_in data of the strong-view keys (apart from the step's dropout key, which folds in nothing more).

@@ -11,7 +11,7 @@ import os
 
 import ml_collections
 
-from emodna_jax import config_checks
+from emodna_jax.train import config_checks
 
 AUTO = "auto"
 # The class set wanted when the sources have them: the five emotions every shared corpus has (the

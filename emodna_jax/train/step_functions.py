@@ -7,7 +7,8 @@ from typing import Any, Callable
 import ml_collections
 import optax
 
-from emodna_jax import models, parallel, train_state, train_step
+from emodna_jax.model import models
+from emodna_jax.train import parallel, train_state, train_step
 
 
 @dataclasses.dataclass

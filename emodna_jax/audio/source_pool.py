@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from emodna_jax import normalization
+from emodna_jax.audio import normalization
 
 POOL_STREAM = 2  # seed streams POOL_STREAM + k for source corpus k (0 and 1 are source and target)
 SEPARATOR = "/"  # between a corpus and a speaker name in pooled speaker ids

@@ -35,10 +35,10 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from absl import logging
 
-from emodna_jax import audio_builder
+from emodna_jax.audio import audio_builder
 
 # The builders live in the repository's top-level `data` package, beside `emodna_jax`.
-_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from emodna_jax import evaluation, transductive
+from emodna_jax.eval import evaluation
+from emodna_jax.method import transductive
 
 
 def _without_labels(batches):

@@ -10,7 +10,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from emodna_jax.losses import l2_normalize
+from emodna_jax.method.losses import l2_normalize
 
 
 class PrototypeBanks(flax.struct.PyTreeNode):

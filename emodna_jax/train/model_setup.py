@@ -6,7 +6,8 @@ from typing import Any
 import jax
 import ml_collections
 
-from emodna_jax import config_checks, input_pipeline, parallel, recipe, step_functions, train_state
+from emodna_jax.audio import input_pipeline
+from emodna_jax.train import config_checks, parallel, recipe, step_functions, train_state
 
 
 def setup(config: ml_collections.ConfigDict) -> tuple[parallel.Backend, Any, step_functions.StepFunctions]:

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from emodna_jax import affect_descriptors as ad
+from emodna_jax.audio import affect_descriptors as ad
 
 _FRAME_SEC = ad.HOP / ad.SAMPLE_RATE
 _PROSODY = ("amean", "stddevNorm", "percentile20.0", "percentile50.0", "percentile80.0",

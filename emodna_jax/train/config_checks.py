@@ -7,8 +7,10 @@ import os
 
 import ml_collections
 
-from emodna_jax import (
-    features, labels, methods, models, parallel, pseudo_labelling, synthetic_speech, thresholds)
+from emodna_jax.audio import features, labels, synthetic_speech
+from emodna_jax.method import methods, pseudo_labelling, thresholds
+from emodna_jax.model import models
+from emodna_jax.train import parallel
 
 CORPUS_ALIGN = ("mmd", "dann", "coral", "none")
 CLASS_ALIGN = ("prototype", "lmmd", "cross_entropy", "none")

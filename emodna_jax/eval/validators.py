@@ -18,7 +18,7 @@ Domain Adaptation") for IM as a validator.
 
 import numpy as np
 
-from emodna_jax import diagnostics, metrics
+from emodna_jax.eval import diagnostics, metrics
 
 SND_TEMPERATURE = diagnostics.SND_TEMPERATURE  # 0.05, as in Saito et al. 2021
 _EPS = 1e-12

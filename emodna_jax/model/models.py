@@ -17,10 +17,10 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from emodna_jax.layers import (  # noqa: F401  (re-exported: the model's public names)
+from emodna_jax.model.layers import (  # noqa: F401  (re-exported: the model's public names)
     SOURCE_STREAM, TARGET_STREAM, CorpusBatchNorm, ExampleDropout, batch_norm, example_ids_or_range,
     global_example_ids, gradient_reversal)
-from emodna_jax.timnet import (  # noqa: F401  (re-exported: the model's public names)
+from emodna_jax.model.timnet import (  # noqa: F401  (re-exported: the model's public names)
     CausalConv, DirectionalStack, EncoderTop, TemporalAwareBlock)
 
 BACKBONES = ("timnet", "mlp", "linear")
@@ -36,7 +36,7 @@ def resolve_backbone(backbone: str, feature_frames: int | None) -> str:
 
 def backbone_of(config: Any) -> str:
     """The backbone a config runs (resolves "auto" from the front end's frame count)."""
-    from emodna_jax import features  # librosa; imported here so the model module stays light to import
+    from emodna_jax.audio import features  # librosa; imported here so the model module stays light to import
 
     name = config.get("features", "")
     frames = features.get_feature_config(name).shape[0] if name in features.FEATURE_CONFIGS else None

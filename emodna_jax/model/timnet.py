@@ -12,7 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from emodna_jax.layers import TARGET_STREAM, ExampleDropout, batch_norm, example_ids_or_range
+from emodna_jax.model.layers import TARGET_STREAM, ExampleDropout, batch_norm, example_ids_or_range
 
 class CausalConv(nn.Module):
     """Dilated causal 1-D convolution: y[t] = sum_j W_j x[t - (k-1-j) * dilation] + b.

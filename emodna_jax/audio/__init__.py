@@ -1,0 +1,1 @@
+"""Audio front end and data: files -> features -> TFDS corpora -> label tables -> batches."""

@@ -1,0 +1,1 @@
+"""Evaluation: exact metrics, embeddings, label-free diagnostics and validators, plots, reports."""
