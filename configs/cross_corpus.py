@@ -14,10 +14,12 @@ import os
 import ml_collections
 
 from configs import default
+from emodna_jax.audio import labels
 from emodna_jax.method import methods
 
-LETTERS = {"c": "casia", "b": "emodb", "e": "emovo", "r": "ravdess", "s": "savee"}
-SYNTHETIC = ("synthetic_a", "synthetic_b", "synthetic_c")
+# The task letters and the synthetic corpora, as declared in labels.CORPORA (letters listed by name).
+LETTERS = {c.letter: c.name for c in sorted(labels.CORPORA.values(), key=lambda c: c.name) if c.letter}
+SYNTHETIC = tuple(name for name, c in labels.CORPORA.items() if c.synthetic_split)
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -186,7 +186,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     # information_maximization (target only).
     c.select.validator = "dev"
     # Source speakers the grid's points hold out for the validators: "auto" = a fixed set per corpus
-    # (input_pipeline.AUTO_VAL_SPEAKERS; every fifth speaker of another corpus), or "spk1,spk2".
+    # (labels.CORPORA's val_speakers; every fifth speaker of another corpus), or "spk1,spk2".
     c.select.val_speakers = "auto"
     # Train the chosen setting once more on the whole source (WORKDIR/refit/): its results.json is
     # the run's, so every method ends on the same source data, with a grid or without.

@@ -161,6 +161,29 @@ def test_tables_agree_with_the_modules_they_mirror():
         assert set(default.SHARED_CLASSES.split(",")) <= emotions
 
 
+def test_every_corpus_table_is_read_from_the_one_record_per_corpus():
+    """labels.CORPORA is the one declaration; the tables read from it hold the values they held when
+    each was written by hand (in the order shown to the user)."""
+    corpora = pytest.importorskip("emodna_jax.audio.corpora")
+    from emodna_jax.audio import input_pipeline
+
+    assert corpora.REAL_CORPORA == ("emodb", "emovo", "casia", "ravdess", "savee")
+    assert corpora.SYNTHETIC_CORPORA == {"synthetic_a": "a", "synthetic_b": "b", "synthetic_c": "c"}
+    assert list(cross_corpus.LETTERS.items()) == [
+        ("c", "casia"), ("b", "emodb"), ("e", "emovo"), ("r", "ravdess"), ("s", "savee")]
+    assert cross_corpus.SYNTHETIC == ("synthetic_a", "synthetic_b", "synthetic_c")
+    assert input_pipeline.AUTO_VAL_SPEAKERS == {
+        "casia": ("wangzhe",), "emodb": ("03", "08"), "emovo": ("f1", "m1"), "synthetic_a": ("af1", "am1"),
+        "synthetic_b": ("bf1", "bm1"), "synthetic_c": ("cf1", "cm1")}
+    assert list(config_checks.CORPUS_EMOTIONS) == list(corpora.REAL_CORPORA) + list(corpora.SYNTHETIC_CORPORA)
+    assert config_checks.CORPUS_EMOTIONS["emodb"] == {
+        "angry", "boredom", "disgust", "fear", "happy", "neutral", "sad"}
+    assert config_checks.CORPUS_EMOTIONS["ravdess"] == set(labels.EMOTIONS) - {"boredom"}
+    assert config_checks.CORPUS_EMOTIONS["casia"] == set(labels.EMOTIONS) - {"boredom", "calm", "disgust"}
+    assert config_checks.CORPUS_EMOTIONS["synthetic_b"] == set(default.SHARED_CLASSES.split(","))
+    assert labels.CORPORA["savee"].codes["sa"] == "sad" and labels.CORPORA["emovo"].codes["pau"] == "fear"
+
+
 def test_a_floor_of_one_is_accepted_where_nothing_makes_pseudo_labels():
     """The inert-threshold refusal is about pseudo-label consumers: a baseline without any ignores the floor."""
     config_checks.validate(helpers.set_fields(default.get_config("source_only,smoke"), {"pseudo.tau_min": 1.0}))
@@ -169,7 +192,6 @@ def test_a_floor_of_one_is_accepted_where_nothing_makes_pseudo_labels():
 
 
 def test_cross_corpus_tasks_accept_letters_and_synthetic_names_and_refuse_the_rest():
-    from configs import cross_corpus
 
     assert cross_corpus.parse_task("c2b") == ("casia", "emodb")
     assert cross_corpus.parse_task("synthetic_a2synthetic_b") == ("synthetic_a", "synthetic_b")

@@ -57,7 +57,7 @@ Put EmoDB's `wav` folder in the manual folder: <manual_dir>/wav/03a01Fa.wav, ...
                 bad.report(f"emodb: file {file!r} does not follow EmoDB's naming SSTTTEv "
                            "(e.g. 03a01Fa.wav); rename or remove it.")
                 continue
-            emotion = bad.emotion(labels.EMODB_CODES, m["emotion"], file=file)
+            emotion = bad.emotion(labels.CORPORA["emodb"].codes, m["emotion"], file=file)
             if emotion is None:
                 continue
             records.append(audio_builder.AudioRecord(

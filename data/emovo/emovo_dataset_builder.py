@@ -62,7 +62,7 @@ Put EMOVO's speaker folders in the manual folder: <manual_dir>/f1/dis-f1-b1.wav,
                                f"{{emo}}-{speaker}-{{sentence}} (e.g. dis-{speaker}-b1.wav) in "
                                f"folder {speaker}; rename or remove it.")
                     continue
-                emotion = bad.emotion(labels.EMOVO_CODES, m["emotion"], file=file)
+                emotion = bad.emotion(labels.CORPORA["emovo"].codes, m["emotion"], file=file)
                 if emotion is None:
                     continue
                 records.append(audio_builder.AudioRecord(

@@ -60,7 +60,7 @@ actor; modality MM must be 03, audio-only)."""
                 bad.report(f"ravdess: file {file!r} names actor {m['actor']} but lies in folder "
                            f"Actor_{folder.group(1)}; move or remove it.")
                 continue
-            emotion = bad.emotion(labels.RAVDESS_CODES, m["emotion"], file=file)
+            emotion = bad.emotion(labels.CORPORA["ravdess"].codes, m["emotion"], file=file)
             if emotion is None:
                 continue
             records.append(audio_builder.AudioRecord(

@@ -61,7 +61,7 @@ Put SAVEE's AudioData speaker folders in the manual folder: <manual_dir>/DC/a01.
                     bad.report(f"savee: file {file!r} does not follow SAVEE's naming "
                                "{code}{nn}.wav (e.g. sa01.wav); rename or remove it.")
                     continue
-                emotion = bad.emotion(labels.SAVEE_CODES, m["emotion"], file=file)
+                emotion = bad.emotion(labels.CORPORA["savee"].codes, m["emotion"], file=file)
                 if emotion is None:
                     continue
                 records.append(audio_builder.AudioRecord(

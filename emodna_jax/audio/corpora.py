@@ -35,15 +35,16 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from absl import logging
 
-from emodna_jax.audio import audio_builder
+from emodna_jax.audio import audio_builder, labels
 
 # The builders live in the repository's top-level `data` package, beside `emodna_jax`.
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
-REAL_CORPORA = ("emodb", "emovo", "casia", "ravdess", "savee")
-SYNTHETIC_CORPORA = {"synthetic_a": "a", "synthetic_b": "b", "synthetic_c": "c"}
+# Declared in labels.CORPORA: the real corpora, and the synthetic ones as their `synthetic` split.
+REAL_CORPORA = tuple(name for name, c in labels.CORPORA.items() if not c.synthetic_split)
+SYNTHETIC_CORPORA = {name: c.synthetic_split for name, c in labels.CORPORA.items() if c.synthetic_split}
 FOLDER_PREFIX = "folder:"
 FOLDERS_SUBDIR = "folders"
 VALID_NAMES = REAL_CORPORA + tuple(SYNTHETIC_CORPORA) + (FOLDER_PREFIX + "PATH",)

@@ -51,11 +51,9 @@ from emodna_jax.audio.batch_streams import stream_indices
 
 SOURCE_STREAM, TARGET_STREAM = 0, 1  # seed streams, and the corpus ids put in the batches
 EVAL_SPLITS = ("target", "source", "source_val")
-# config.source_val_speakers="auto": a fixed held-out set per real corpus (one male, one female
-# speaker where the corpus has both; a quarter of CASIA's four speakers).
-AUTO_VAL_SPEAKERS = {"casia": ("wangzhe",), "emodb": ("03", "08"), "emovo": ("f1", "m1"),
-                     "synthetic_a": ("af1", "am1"), "synthetic_b": ("bf1", "bm1"),
-                     "synthetic_c": ("cf1", "cm1")}
+# config.source_val_speakers="auto": the fixed held-out set of each corpus that declares one
+# (labels.CORPORA).
+AUTO_VAL_SPEAKERS = {name: c.val_speakers for name, c in label_table.CORPORA.items() if c.val_speakers}
 DEFAULT_DATA_DIR = os.path.join("~", ".cache", "emodna_jax", "tfds")
 
 

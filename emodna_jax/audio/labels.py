@@ -1,4 +1,4 @@
-"""Canonical emotion names and one label table per corpus.
+"""Canonical emotion names and one record per corpus (label table, task letter, held-out speakers).
 
 Every builder writes its `label` feature as an index into `LABEL_NAMES`, so labels from different
 corpora are directly comparable; a task's class set (e.g. the 5 shared classes) is chosen later by
@@ -9,7 +9,10 @@ never a guess.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
+
+from emodna_jax.audio import synthetic_speech
 
 # Canonical emotion names, sorted; the union of the five corpora of the authors' protocol.
 EMOTIONS: tuple[str, ...] = (
@@ -20,56 +23,85 @@ UNKNOWN = "unknown"
 LABEL_NAMES: tuple[str, ...] = EMOTIONS + (UNKNOWN,)
 UNKNOWN_LABEL: int = LABEL_NAMES.index(UNKNOWN)
 
-# EmoDB (Berlin): letter at index 5 of `SSTTTEv.wav` (German initials).
-EMODB_CODES: Mapping[str, str] = {
-    "W": "angry",  # Wut / Ärger
-    "L": "boredom",  # Langeweile
-    "E": "disgust",  # Ekel
-    "A": "fear",  # Angst
-    "F": "happy",  # Freude
-    "T": "sad",  # Trauer
-    "N": "neutral",
-}
-# EMOVO: first field of `{emo}-{speaker}-{sentence}.wav` (Italian abbreviations).
-EMOVO_CODES: Mapping[str, str] = {
-    "dis": "disgust",  # disgusto
-    "gio": "happy",  # gioia
-    "neu": "neutral",
-    "pau": "fear",  # paura
-    "rab": "angry",  # rabbia
-    "sor": "surprise",  # sorpresa
-    "tri": "sad",  # tristezza
-}
-# CASIA: emotion folder names `{speaker}/{emotion}/{201..250}.wav`.
-CASIA_CODES: Mapping[str, str] = {
-    "angry": "angry",
-    "fear": "fear",
-    "happy": "happy",
-    "neutral": "neutral",
-    "sad": "sad",
-    "surprise": "surprise",
-}
-# RAVDESS: third field of `03-01-05-01-02-01-12.wav`.
-RAVDESS_CODES: Mapping[str, str] = {
-    "01": "neutral",
-    "02": "calm",
-    "03": "happy",
-    "04": "sad",
-    "05": "angry",
-    "06": "fear",  # fearful
-    "07": "disgust",
-    "08": "surprise",  # surprised
-}
-# SAVEE: letter prefix of `DC/a01.wav`; "sa" and "su" are two letters, so match longest first.
-SAVEE_CODES: Mapping[str, str] = {
-    "a": "angry",
-    "d": "disgust",
-    "f": "fear",
-    "h": "happy",
-    "n": "neutral",
-    "sa": "sad",
-    "su": "surprise",
-}
+
+@dataclasses.dataclass(frozen=True)
+class Corpus:
+    """One corpus, declared once; every other table (corpora.REAL_CORPORA and SYNTHETIC_CORPORA,
+    configs/cross_corpus.py's task letters, input_pipeline.AUTO_VAL_SPEAKERS,
+    config_checks.CORPUS_EMOTIONS) is read from `CORPORA`. A new corpus is one record here and its
+    builder in data/<name>/."""
+
+    name: str  # config.source / config.target; a real corpus' builder is data/<name>/
+    codes: Mapping[str, str]  # the corpus' own emotion codes -> canonical names (EMOTIONS)
+    letter: str = ""  # its letter in a task name (configs/cross_corpus.py: c2b); "" for none
+    # source_val_speakers="auto": a fixed held-out set (one male, one female speaker where the corpus
+    # has both; a quarter of CASIA's four speakers); () holds out every fifth speaker instead.
+    val_speakers: tuple[str, ...] = ()
+    synthetic_split: str = ""  # a synthetic corpus: its split of the `synthetic` builder
+
+    @property
+    def emotions(self) -> frozenset[str]:
+        """The canonical emotions the corpus has."""
+        return frozenset(self.codes.values())
+
+
+# In this order everywhere a list of corpora is shown or searched (recipe's labelled sources).
+CORPORA: Mapping[str, Corpus] = {c.name: c for c in (
+    # EmoDB (Berlin): letter at index 5 of `SSTTTEv.wav` (German initials).
+    Corpus("emodb", letter="b", val_speakers=("03", "08"), codes={
+        "W": "angry",  # Wut / Ärger
+        "L": "boredom",  # Langeweile
+        "E": "disgust",  # Ekel
+        "A": "fear",  # Angst
+        "F": "happy",  # Freude
+        "T": "sad",  # Trauer
+        "N": "neutral",
+    }),
+    # EMOVO: first field of `{emo}-{speaker}-{sentence}.wav` (Italian abbreviations).
+    Corpus("emovo", letter="e", val_speakers=("f1", "m1"), codes={
+        "dis": "disgust",  # disgusto
+        "gio": "happy",  # gioia
+        "neu": "neutral",
+        "pau": "fear",  # paura
+        "rab": "angry",  # rabbia
+        "sor": "surprise",  # sorpresa
+        "tri": "sad",  # tristezza
+    }),
+    # CASIA: emotion folder names `{speaker}/{emotion}/{201..250}.wav`.
+    Corpus("casia", letter="c", val_speakers=("wangzhe",), codes={
+        "angry": "angry",
+        "fear": "fear",
+        "happy": "happy",
+        "neutral": "neutral",
+        "sad": "sad",
+        "surprise": "surprise",
+    }),
+    # RAVDESS: third field of `03-01-05-01-02-01-12.wav`.
+    Corpus("ravdess", letter="r", codes={
+        "01": "neutral",
+        "02": "calm",
+        "03": "happy",
+        "04": "sad",
+        "05": "angry",
+        "06": "fear",  # fearful
+        "07": "disgust",
+        "08": "surprise",  # surprised
+    }),
+    # SAVEE: letter prefix of `DC/a01.wav`; "sa" and "su" are two letters, so match longest first.
+    Corpus("savee", letter="s", codes={
+        "a": "angry",
+        "d": "disgust",
+        "f": "fear",
+        "h": "happy",
+        "n": "neutral",
+        "sa": "sad",
+        "su": "surprise",
+    }),
+    # The embedded synthetic corpora (synthetic_speech.py), labelled with the canonical names.
+    *(Corpus(f"synthetic_{split}", codes={e: e for e in synthetic_speech.CLASSES},
+             val_speakers=(f"{split}f1", f"{split}m1"), synthetic_split=split)
+      for split in synthetic_speech.CORPUS_NAMES),
+)}
 
 # Lower-case names a user may use for class folders or manifest labels (audio_folder builder).
 SYNONYMS: Mapping[str, str] = {

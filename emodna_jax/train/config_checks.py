@@ -7,7 +7,7 @@ import os
 
 import ml_collections
 
-from emodna_jax.audio import features, labels, synthetic_speech
+from emodna_jax.audio import features, labels
 from emodna_jax.method import methods, pseudo_labelling, thresholds
 from emodna_jax.model import models
 from emodna_jax.train import parallel
@@ -21,15 +21,8 @@ BATCH_NORM = ("shared", "per_corpus")
 MULTI_SOURCE = ("pooled", "per_corpus")  # several sources: one corpus id, or one per source (source_pool.py)
 FEATURES = ("mfcc39", "logmel64", "affect", "affect_frames", "egemaps", "compare")  # front ends the builders write (features.FEATURE_CONFIGS; a test keeps them equal)
 FOLDER_PREFIX = "folder:"
-# The emotions each named corpus has (its label table; corpora.VALID_NAMES, a test keeps them equal).
-CORPUS_EMOTIONS: dict[str, frozenset[str]] = {
-    "emodb": frozenset(labels.EMODB_CODES.values()),
-    "emovo": frozenset(labels.EMOVO_CODES.values()),
-    "casia": frozenset(labels.CASIA_CODES.values()),
-    "ravdess": frozenset(labels.RAVDESS_CODES.values()),
-    "savee": frozenset(labels.SAVEE_CODES.values()),
-    **{f"synthetic_{c}": frozenset(synthetic_speech.CLASSES) for c in synthetic_speech.CORPUS_NAMES},
-}
+# The emotions each named corpus has (labels.CORPORA; corpora.VALID_NAMES, a test keeps them equal).
+CORPUS_EMOTIONS: dict[str, frozenset[str]] = {name: c.emotions for name, c in labels.CORPORA.items()}
 
 
 class ConfigError(ValueError):
