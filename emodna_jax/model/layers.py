@@ -1,6 +1,9 @@
 """Layers the model uses: BatchNorm with per-corpus statistics, dropout whose masks do not depend on
 how the batch is split over devices, and the gradient reversal of the DANN head."""
 
+import dataclasses
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -189,6 +192,35 @@ def batch_norm(h: jax.Array, split: jax.Array | float, *, per_corpus: bool, trai
 def example_ids_or_range(example_ids: jax.Array | None, x: jax.Array) -> jax.Array:
     """Example ids for the rows of x [B, ...]: the given ones, or 0 .. B-1 (one device, no split)."""
     return jnp.arange(x.shape[0], dtype=jnp.int32) if example_ids is None else example_ids
+
+
+@dataclasses.dataclass(frozen=True, eq=False)  # eq=False: source_corpus may be an array
+class NormSettings:
+    """The BatchNorm and dropout settings every encoder block shares, passed down as one field
+    (TemporalAwareBlock, DirectionalStack, MLPEncoder); EmoDNAModel builds it for each forward."""
+
+    dropout_rate: float
+    train: bool  # BatchNorm on batch statistics (updating the running ones), else on the running ones
+    use_dropout: bool
+    bn_momentum: float
+    axis_name: str | None
+    per_corpus_bn: bool = False  # CorpusBatchNorm instead of nn.BatchNorm
+    num_source: int | None = None  # rows [:num_source] are source in training
+    stream: int = TARGET_STREAM  # whose running statistics an inference forward uses
+    num_corpora: int = 2  # rows of per-corpus statistics (CorpusBatchNorm)
+    source_corpus: Any = None  # int [num_source]: each source row's corpus, with num_corpora > 2
+
+    def batch_norm(self, h: jax.Array, split: jax.Array | float) -> jax.Array:
+        """`batch_norm` with these settings; call it inside a compact module."""
+        return batch_norm(h, split, per_corpus=self.per_corpus_bn, train=self.train, momentum=self.bn_momentum,
+                          axis_name=self.axis_name, num_source=self.num_source, stream=self.stream,
+                          num_corpora=self.num_corpora, source_corpus=self.source_corpus)
+
+    def dropout(self, h: jax.Array, example_ids: jax.Array | None,
+                broadcast_dims: tuple[int, ...] = ()) -> jax.Array:
+        """ExampleDropout of h [B, ...] with these settings; call it inside a compact module."""
+        return ExampleDropout(self.dropout_rate, deterministic=not self.use_dropout, broadcast_dims=broadcast_dims)(
+            h, example_ids_or_range(example_ids, h))
 
 
 @jax.custom_vjp

@@ -18,8 +18,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from emodna_jax.model.layers import (  # noqa: F401  (re-exported: the model's public names)
-    SOURCE_STREAM, TARGET_STREAM, CorpusBatchNorm, ExampleDropout, batch_norm, example_ids_or_range,
-    global_example_ids, gradient_reversal)
+    SOURCE_STREAM, TARGET_STREAM, CorpusBatchNorm, ExampleDropout, NormSettings, batch_norm,
+    example_ids_or_range, global_example_ids, gradient_reversal)
 from emodna_jax.model.timnet import (  # noqa: F401  (re-exported: the model's public names)
     CausalConv, DirectionalStack, EncoderTop, TemporalAwareBlock)
 
@@ -67,16 +67,7 @@ class MLPEncoder(nn.Module):
     hidden_dim: int
     num_layers: int
     embed_dim: int
-    dropout_rate: float
-    train: bool
-    use_dropout: bool
-    bn_momentum: float
-    axis_name: str | None
-    per_corpus_bn: bool = False
-    num_source: int | None = None
-    stream: int = TARGET_STREAM
-    num_corpora: int = 2  # rows of per-corpus statistics (layers.CorpusBatchNorm)
-    source_corpus: Any = None  # int [num_source]: each source row's corpus, with num_corpora > 2
+    norm: NormSettings  # BatchNorm and dropout (layers.NormSettings)
 
     @nn.compact
     def __call__(self, x: jax.Array, split: jax.Array | float = 1.0,
@@ -85,11 +76,9 @@ class MLPEncoder(nn.Module):
         for layer in range(self.num_layers):
             # No bias: the BatchNorm after it removes it (see TemporalAwareBlock).
             h = nn.Dense(self.hidden_dim, use_bias=False, name=f"hidden_{layer}")(h)
-            h = batch_norm(h, split, per_corpus=self.per_corpus_bn, train=self.train, momentum=self.bn_momentum,
-                           axis_name=self.axis_name, num_source=self.num_source, stream=self.stream,
-                           num_corpora=self.num_corpora, source_corpus=self.source_corpus)
+            h = self.norm.batch_norm(h, split)
             h = nn.relu(h)
-            h = ExampleDropout(self.dropout_rate, deterministic=not self.use_dropout)(h, example_ids_or_range(example_ids, h))
+            h = self.norm.dropout(h, example_ids)
         return nn.Dense(self.embed_dim, name="projection")(h)
 
 
@@ -159,7 +148,7 @@ class EmoDNAModel(nn.Module):
         """
         if self.backbone not in BACKBONES:
             raise ValueError(f"model.backbone={self.backbone!r} is unknown; choose one of {BACKBONES}")
-        common = dict(
+        norm = NormSettings(
             dropout_rate=self.dropout_rate,
             train=train,
             use_dropout=train if use_dropout is None else use_dropout,
@@ -173,9 +162,9 @@ class EmoDNAModel(nn.Module):
         )
         ids = example_ids_or_range(example_ids, x)
         if self.backbone == "timnet":
-            z = self._timnet(x, ids, common)
+            z = self._timnet(x, ids, norm)
         else:
-            z = self._mlp(x, ids, common)
+            z = self._mlp(x, ids, norm)
         out = {"z_e": z[0]}
         out["logits_e"] = nn.Dense(self.num_classes, name="emotion_classifier")(z[0])
         if self.with_corpus_encoder:
@@ -193,7 +182,7 @@ class EmoDNAModel(nn.Module):
         return jnp.asarray(([1.0] * members_per_encoder + [0.0] * members_per_encoder)
                            [: members_per_encoder * self.num_encoders], dtype)
 
-    def _mlp(self, x: jax.Array, ids: jax.Array, common: dict[str, Any]) -> jax.Array:
+    def _mlp(self, x: jax.Array, ids: jax.Array, norm: NormSettings) -> jax.Array:
         """Both MLP (or linear) encoders as one vmapped computation: x [B, T, F] -> z [encoders, B, h]."""
         pooled = jnp.mean(x, axis=-2)  # [B, F]: functional front ends have T = 1
         encoders = nn.vmap(
@@ -204,14 +193,14 @@ class EmoDNAModel(nn.Module):
             out_axes=0,
             axis_size=self.num_encoders,
         )(hidden_dim=self.hidden_dim, num_layers=self.num_layers if self.backbone == "mlp" else 0,
-          embed_dim=self.embed_dim, **common, name="encoders")
+          embed_dim=self.embed_dim, norm=norm, name="encoders")
         n = self.num_encoders
         return encoders(jnp.stack([pooled] * n), self._split(1, x.dtype), jnp.stack([ids] * n))
 
-    def _timnet(self, x: jax.Array, ids: jax.Array, common: dict[str, Any]) -> jax.Array:
+    def _timnet(self, x: jax.Array, ids: jax.Array, norm: NormSettings) -> jax.Array:
         """Both TIM-Net encoders: x [B, T, F] -> z [encoders, B, h]."""
         members = 2 * self.num_encoders  # (encoder, direction) pairs, ordered e_fwd, e_bwd, c_fwd, c_bwd
-        stack_args = dict(filters=self.filters, kernel_size=self.kernel_size, dilations=self.dilations, **common)
+        stack_args = dict(filters=self.filters, kernel_size=self.kernel_size, dilations=self.dilations, norm=norm)
 
         def vmapped_stacks(size: int, name: str, **extra: Any) -> nn.Module:
             return nn.vmap(

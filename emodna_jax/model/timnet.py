@@ -6,13 +6,12 @@ one matmul (kernel 2 = two taps), which XLA's CPU backend runs much faster than 
 `conv_general_dilated`; models.py runs the (encoder, direction) members of a stack as one `nn.vmap`.
 """
 
-from typing import Any
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from emodna_jax.model.layers import TARGET_STREAM, ExampleDropout, batch_norm, example_ids_or_range
+from emodna_jax.model.layers import NormSettings
+
 
 class CausalConv(nn.Module):
     """Dilated causal 1-D convolution: y[t] = sum_j W_j x[t - (k-1-j) * dilation] + b.
@@ -49,16 +48,7 @@ class TemporalAwareBlock(nn.Module):
     filters: int
     kernel_size: int
     dilation: int
-    dropout_rate: float
-    train: bool
-    use_dropout: bool
-    bn_momentum: float
-    axis_name: str | None
-    per_corpus_bn: bool = False
-    num_source: int | None = None
-    stream: int = TARGET_STREAM
-    num_corpora: int = 2  # rows of per-corpus statistics (layers.CorpusBatchNorm)
-    source_corpus: Any = None  # int [num_source]: each source row's corpus, with num_corpora > 2
+    norm: NormSettings  # BatchNorm and dropout (layers.NormSettings)
 
     @nn.compact
     def __call__(self, x: jax.Array, split: jax.Array | float = 1.0,
@@ -68,13 +58,10 @@ class TemporalAwareBlock(nn.Module):
             # No bias: the BatchNorm after it removes any bias, whose gradient is then pure float
             # noise that Adam would scale up to full-size updates.
             h = CausalConv(self.filters, self.kernel_size, self.dilation, use_bias=False)(h)
-            h = batch_norm(h, split, per_corpus=self.per_corpus_bn, train=self.train, momentum=self.bn_momentum,
-                           axis_name=self.axis_name, num_source=self.num_source, stream=self.stream,
-                           num_corpora=self.num_corpora, source_corpus=self.source_corpus)
+            h = self.norm.batch_norm(h, split)
             h = nn.relu(h)
             # Spatial dropout: whole channels are dropped, the same at every frame.
-            h = ExampleDropout(self.dropout_rate, deterministic=not self.use_dropout, broadcast_dims=(-2,))(
-                h, example_ids_or_range(example_ids, h))
+            h = self.norm.dropout(h, example_ids, broadcast_dims=(-2,))
         residual = x if x.shape[-1] == self.filters else nn.Dense(self.filters, name="residual")(x)
         return residual * nn.sigmoid(h)
 
@@ -93,16 +80,7 @@ class DirectionalStack(nn.Module):
     filters: int
     kernel_size: int
     dilations: int
-    dropout_rate: float
-    train: bool
-    use_dropout: bool
-    bn_momentum: float
-    axis_name: str | None
-    per_corpus_bn: bool = False
-    num_source: int | None = None
-    stream: int = TARGET_STREAM
-    num_corpora: int = 2  # rows of per-corpus statistics (layers.CorpusBatchNorm)
-    source_corpus: Any = None  # int [num_source]: each source row's corpus, with num_corpora > 2
+    norm: NormSettings  # BatchNorm and dropout (layers.NormSettings)
     first_level: int = 0
 
     @nn.compact
@@ -118,16 +96,7 @@ class DirectionalStack(nn.Module):
                 filters=self.filters,
                 kernel_size=self.kernel_size,
                 dilation=2**level,
-                dropout_rate=self.dropout_rate,
-                train=self.train,
-                use_dropout=self.use_dropout,
-                bn_momentum=self.bn_momentum,
-                axis_name=self.axis_name,
-                per_corpus_bn=self.per_corpus_bn,
-                num_source=self.num_source,
-                stream=self.stream,
-                num_corpora=self.num_corpora,
-                source_corpus=self.source_corpus,
+                norm=self.norm,
                 name=f"block_{level}",
             )(h, split, example_ids)
             pooled.append(jnp.mean(h, axis=-2))
