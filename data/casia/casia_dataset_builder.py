@@ -49,6 +49,7 @@ sad surprise; .wav at any rate or .flac)."""
         if not speakers:
             raise FileNotFoundError(f"casia: no speaker folders in {root!r}.\n"
                                     f"Expected layout:\n{cls.MANUAL_DOWNLOAD_INSTRUCTIONS}")
+        codes = labels.CORPORA["casia"].codes
         records = []
         for speaker in speakers:
             speaker_dir = os.path.join(root, speaker)
@@ -56,15 +57,15 @@ sad surprise; .wav at any rate or .flac)."""
                 folder_path = os.path.join(speaker_dir, folder)
                 if folder.startswith(".") or not os.path.isdir(folder_path):
                     continue
-                if folder not in labels.CORPORA["casia"].codes:
+                if folder not in codes:
                     # A wrongly laid-out tree would otherwise lose or mislabel whole folders.
                     raise ValueError(
                         f"casia: folder {speaker}/{folder!r} is not an emotion folder (expected "
-                        f"one of {sorted(labels.CORPORA["casia"].codes)}).\n"
+                        f"one of {sorted(codes)}).\n"
                         f"Expected layout:\n{cls.MANUAL_DOWNLOAD_INSTRUCTIONS}")
                 for path in audio_builder.list_audio_files(folder_path):
                     file = audio_builder.relative(path, root)
                     records.append(audio_builder.AudioRecord(
-                        path=path, file=file, label=labels.CORPORA["casia"].codes[folder], speaker=speaker,
+                        path=path, file=file, label=codes[folder], speaker=speaker,
                         gender=GENDERS.get(speaker, "unknown")))
         return records
