@@ -1,7 +1,8 @@
 """Cross-corpus tasks on the real corpora: `configs/cross_corpus.py:TASK,METHOD[,smoke]`.
 
 TASK is SOURCE2TARGET from the letters c (CASIA), b (EmoDB), e (EMOVO), r (RAVDESS), s (SAVEE), e.g.
-c2b = labelled CASIA + unlabelled EmoDB, tested on EmoDB; a side may also be a builder name, e.g.
+c2b = labelled CASIA + unlabelled EmoDB, tested on EmoDB; several source letters pool labelled corpora
+(ce2b: CASIA and EMOVO -> EmoDB, emodna_jax/audio/source_pool.py); a side may also be a builder name, e.g.
 synthetic_a2synthetic_b (the synthetic corpora, where choices are made without a real target's labels).
 METHOD is one of emodna_jax.method.methods.METHODS (default: emodna); `--config.method=NAME` does the same.
 The corpora are read from `config.corpora_root`/<corpus> (default: ../shared/corpora beside the
@@ -23,13 +24,23 @@ SYNTHETIC = tuple(name for name, c in labels.CORPORA.items() if c.synthetic_spli
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _side(part: str) -> str:
+    """'c' -> 'casia'; several letters name several sources: 'ce' -> 'casia,emovo'."""
+    if part in LETTERS:
+        return LETTERS[part]
+    return ",".join(LETTERS[letter] for letter in part) if part and set(part) <= set(LETTERS) else part
+
+
 def parse_task(task: str) -> tuple[str, str]:
-    """'c2b' -> ('casia', 'emodb'), with a message listing the letters when malformed."""
+    """'c2b' -> ('casia', 'emodb'); several source letters pool several labelled corpora (leave one
+    corpus out): 'ce2b' -> ('casia,emovo', 'emodb'). A message lists the letters when malformed."""
     parts = task.split("2")
-    names = [LETTERS.get(p, p) for p in parts]
+    names = [_side(p) for p in parts]
     known = set(LETTERS.values()) | set(SYNTHETIC)
-    if len(parts) != 2 or not all(n in known for n in names) or names[0] == names[1]:
-        raise ValueError(f"task {task!r} is not SOURCE2TARGET with two different letters of "
+    sources = names[0].split(",")
+    if (len(parts) != 2 or not all(n in known for n in sources + names[1:]) or names[1] in sources
+            or len(set(sources)) != len(sources) or "," in names[1]):
+        raise ValueError(f"task {task!r} is not SOURCE2TARGET with different letters of "
                          f"{', '.join(f'{k} ({v})' for k, v in LETTERS.items())} or names of "
                          f"{', '.join(SYNTHETIC)}, e.g. c2b or synthetic_a2synthetic_b")
     return names[0], names[1]

@@ -59,7 +59,17 @@ DEFAULT_DATA_DIR = os.path.join("~", ".cache", "emodna_jax", "tfds")
 
 def auto_val_speakers(corpus: str, speakers) -> list[str]:
     """source_val_speakers="auto": the fixed set of AUTO_VAL_SPEAKERS, or for another corpus every fifth
-    of its speakers in sorted order (the second, seventh, ...); refuses a corpus of fewer than 5."""
+    of its speakers in sorted order (the second, seventh, ...); refuses a corpus of fewer than 5.
+    Pooled sources ("casia,emovo", speakers "<corpus>/<speaker>"): each corpus' own set, prefixed."""
+    names = source_pool.source_names(corpus)
+    if len(names) > 1:
+        speakers = np.asarray(speakers).tolist()
+        held = []
+        for name in names:
+            prefix = f"{name}{source_pool.SEPARATOR}"
+            own = [s[len(prefix):] for s in speakers if s.startswith(prefix)]
+            held += [prefix + s for s in auto_val_speakers(name, own)]
+        return held
     if corpus in AUTO_VAL_SPEAKERS:
         return list(AUTO_VAL_SPEAKERS[corpus])
     names = sorted(set(np.asarray(speakers).tolist()))
