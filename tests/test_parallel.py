@@ -1,7 +1,11 @@
 """A seed means one run on any device count: 1 device and 4 forced devices give the same losses and
 parameters, for both backends, WITH dropout on (each example's masks come from its position in the
 global batch). One case per distinct code path of the step, chosen by config switches, not per method
-name (docs/method.md, parallelism)."""
+name (docs/method.md, parallelism). The adaptation step runs every line of the warm-up step and more
+(the warm-up is its branch without pseudo-labels), so only the default case also compiles a warm-up
+step; the others adapt from step 0: one compiled step per backend instead of two."""
+
+import functools
 
 import jax
 import numpy as np
@@ -13,7 +17,7 @@ from tests import helpers
 
 NUM_CLASSES = 3
 PER_DEVICE = 2
-STEPS = 3  # step 0 is warm-up, steps 1-2 adapt (warmup_steps = 1 in the tiny config)
+STEPS = 3  # the default case: step 0 is warm-up, steps 1-2 adapt (warmup_steps = 1 in the tiny config)
 DROPOUT = default.get_config().model.dropout_rate  # the default's dropout, as it runs
 
 
@@ -59,7 +63,7 @@ def assert_same(a, b):
 
 
 # (method, overrides): every distinct path of the step, switches that combine tested together (each
-# case compiles two steps for two backends: about 10-30 s on 2 idle cores).
+# case compiles one step per backend, the default two: about 5-30 s on 2 idle cores).
 CASES = {
     # The default: TIM-Net, per-corpus BN, FreeMatch, prototype alignment, MMD (also on 4 pmap devices).
     "emodna": ("emodna", {}),
@@ -78,28 +82,39 @@ CASES = {
 }
 
 
+def case_config(case):
+    method, overrides = CASES[case]
+    adapt_only = {} if case == "emodna" else {"pseudo.warmup_steps": 0}
+    return helpers.tiny_config(method, **{"model.dropout_rate": DROPOUT, **adapt_only, **overrides})
+
+
+@functools.cache
+def run_case(case, backend_name, devices):
+    """run() of a case, once per module (test_dropout_acts_in_the_step reuses the default's)."""
+    config = case_config(case)
+    return run(config, backend_name, devices, make_batches(labeller_probs=config.pseudo.labeller != "head"))
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_one_device_equals_four_with_dropout_on(case):
     """1 pmap device and 4 shard_map devices agree (the same body under both backends); for the
     default also 4 pmap devices, whose replicas must stay identical."""
-    method, overrides = CASES[case]
-    config = helpers.tiny_config(method, **{"model.dropout_rate": DROPOUT, **overrides})
+    config = case_config(case)
     assert config.model.dropout_rate > 0
-    batches = make_batches(labeller_probs=config.pseudo.labeller != "head")
-    one = run(config, "pmap", 1, batches)
+    assert config.pseudo.warmup_steps == (1 if case == "emodna" else 0)
+    one = run_case(case, "pmap", 1)
     assert np.all(np.isfinite(one[1]))
-    assert_same(one, run(config, "shard_map", 4, batches))
+    assert_same(one, run_case(case, "shard_map", 4))
     if case == "emodna":
-        assert_same(one, run(config, "pmap", 4, batches))
+        assert_same(one, run_case(case, "pmap", 4))
 
 
 def test_dropout_acts_in_the_step():
-    """The invariance above is not dropout doing nothing: another seed's masks change the losses."""
-    config = helpers.tiny_config("emodna", **{"model.dropout_rate": DROPOUT})
-    batches = make_batches()
-    a = run(config, "pmap", 1, batches)
-    off = run(helpers.tiny_config("emodna", **{"model.dropout_rate": 0.0}), "pmap", 1, batches)
-    assert abs(a[1][0] - off[1][0]) > 1e-4
+    """The invariance above is not dropout doing nothing: the first step's loss with dropout off
+    differs from the default case's (dropout on)."""
+    on = run_case("emodna", "pmap", 1)
+    off = run(helpers.tiny_config("emodna", **{"model.dropout_rate": 0.0}), "pmap", 1, make_batches()[:1])
+    assert abs(on[1][0] - off[1][0]) > 1e-4
 
 
 @pytest.mark.parametrize("overrides", [{"loss.corpus_align": "dann"}, {"loss.corpus_align_per_source": True}],
@@ -109,7 +124,9 @@ def test_multi_source_step_one_device_equals_four(overrides):
     the source batch alternates corpora 0 and 1 (source_pool's balanced stream), the target is 2. The
     corpus classifier, the DANN discriminator, the corpus bank and the per-corpus BatchNorm statistics
     have 3 rows, and 1 pmap device equals 4 shard_map devices, the corpus prototypes included."""
-    config = helpers.tiny_config("emodna", **{"model.dropout_rate": DROPOUT, **overrides})
+    # Adapting from step 0: one compiled step per backend (the warm-up is a branch of it).
+    config = helpers.tiny_config("emodna", **{"model.dropout_rate": DROPOUT, "pseudo.warmup_steps": 0,
+                                              **overrides})
     assert config.model.batch_norm == "per_corpus"
     batches = make_batches()
     for batch in batches:
