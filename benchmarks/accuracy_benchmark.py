@@ -46,7 +46,7 @@ METHODS = ("source_only", "adabn", "mmd", "dann", "coral", "pseudo_label", "self
            "emodna_literal", "emodna")
 # The default Emo-DNA with one component removed or changed (emodna_jax/method/methods.py).
 ABLATIONS = ("emodna_no_decoupling", "emodna_no_corpus_align", "emodna_no_class_align", "emodna_fixed_threshold",
-             "emodna_self_training")
+             "emodna_prototype_align")
 # UAR % from shared/REFERENCE_RESULTS.md (TIM-Net supplementary Table S4; best of several runs).
 PUBLISHED = {"TIM-Net": {"c2b": 50.4, "c2e": 36.4, "b2c": 42.4, "b2e": 36.4, "e2c": 39.8, "e2b": 47.0},
              "CAAM": {"c2b": 54.6, "c2e": 32.1, "b2c": 39.6, "b2e": 37.1, "e2c": 39.0, "e2b": 47.9}}

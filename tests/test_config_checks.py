@@ -63,13 +63,16 @@ REFUSALS = [
     ({"pseudo.teacher": "oracle"}, ["config.pseudo.teacher='oracle'"]),
     ({"pseudo.warmup_steps": 12}, ["config.pseudo.warmup_steps=12", "num_steps=12"]),
     ({"pseudo.tau_min": 1.5}, ["config.pseudo.tau_min=1.5"]),
+    ({"pseudo.quantile_end": 0.1}, ["config.pseudo.quantile_start/quantile_end", "start <= end"]),
     # Thresholds no target example can pass: the pseudo-label parts would be present but inert.
-    ({"pseudo.tau_min": 1.0}, ["config.pseudo.tau_min=1.0", "inert", "below 1", "pseudo.threshold='none'"]),
+    ({"pseudo.threshold": "freematch", "pseudo.tau_min": 1.0},
+     ["config.pseudo.tau_min=1.0", "inert", "below 1", "pseudo.threshold='none'"]),
     ({"pseudo.threshold": "fixed", "pseudo.fixed_threshold": 1.0},
      ["config.pseudo.fixed_threshold=1.0", "'fixed'", "inert", "below 1"]),
     ({"pseudo.threshold": "flexmatch", "pseudo.fixed_threshold": 1.0},
      ["config.pseudo.fixed_threshold=1.0", "'flexmatch'", "inert"]),
-    ({"loss.class_align": "none", "pseudo.tau_min": 1.0}, ["config.pseudo.tau_min=1.0", "inert"]),  # decoupling
+    ({"loss.class_align": "none", "pseudo.threshold": "freematch", "pseudo.tau_min": 1.0},
+     ["config.pseudo.tau_min=1.0", "inert"]),  # the decoupling consumes them
     ({"normalization": "global"}, ["config.normalization='global'", "corpus"]),
     ({"features": "mfcc40"}, ["config.features='mfcc40'", "mfcc39"]),
     ({"num_steps": 0}, ["config.num_steps=0"]),
@@ -203,25 +206,26 @@ def test_cross_corpus_tasks_accept_letters_and_synthetic_names_and_refuse_the_re
 def test_default_emodna_as_it_runs_has_every_published_component_acting():
     """configs/default.py is `emodna` as it runs (no override), a valid config, with every part of the
     published description switched on and thresholds that target examples can pass; it differs from
-    the published reading (`emodna_literal`) in BatchNorm statistics, three loss weights and its
-    label-free selection grid (the literal reading runs the published setting as it is)."""
+    the design's first reading (`emodna_literal`) in BatchNorm statistics, two loss weights, the form of
+    class-level alignment and its thresholds, and its label-free selection grid (the literal reading
+    runs its setting as it is)."""
     c, literal = default.get_config(), default.get_config("emodna_literal")
     assert c.method == methods.BASE == "emodna" and methods.METHODS["emodna"].overrides == {}
     assert c.to_dict() == default.get_config("emodna").to_dict()
     config_checks.validate(c, num_devices=1)
     assert c.loss.corpus_id_weight > 0 and c.loss.decoupling_weight > 0  # two encoders, decoupling
     assert c.loss.corpus_align == "mmd" and c.loss.corpus_align_weight > 0
-    assert c.loss.class_align == "prototype" and c.loss.class_align_weight > 0
-    assert c.pseudo.threshold == "freematch" and c.pseudo.tau_min == 0.7 < 1  # FreeMatch's floor
+    assert c.loss.class_align == "cross_entropy" and c.loss.class_align_weight > 0
+    assert c.pseudo.threshold == "quantile" and 0 < c.pseudo.quantile_start <= c.pseudo.quantile_end < 1
     assert 0 <= c.pseudo.warmup_steps < c.num_steps
     differing = {f for f in methods.METHOD_FIELDS
                  if helpers.get_field(c, f) != helpers.get_field(literal, f)}
     assert differing == {"model.batch_norm", "loss.decoupling_weight", "loss.corpus_align_weight",
-                         "loss.class_align_weight", "select.grid"}
-    # the default's grid is valid and selects among thresholds target examples can pass
+                         "loss.class_align", "pseudo.threshold", "select.grid"}
+    # the default's grid is valid and selects the final pseudo-labelled fraction of each class
     from emodna_jax.workflows import selection
     points = selection.check_selection(c)
-    assert {p["pseudo.threshold"] for p in points} == {"freematch", "quantile"} and len(points) == 4
+    assert sorted(p["pseudo.quantile_end"] for p in points) == [0.4, 0.6, 0.8]
 
 
 def test_every_methods_grid_is_valid_and_varies_only_its_own_fields():
@@ -239,7 +243,8 @@ def test_every_methods_grid_is_valid_and_varies_only_its_own_fields():
 
 
 def test_the_default_floor_admits_confident_target_examples_and_a_floor_of_one_does_not():
-    """FreeMatch thresholds after a few confident batches: the default floor lets a 0.95-confident
+    """FreeMatch thresholds (emodna_prototype_align, emodna_literal) after a few confident batches: the
+    default floor lets a 0.95-confident
     example pass; the floor 1.0 (refused above) lets nothing pass, however confident."""
     import jax.numpy as jnp
 

@@ -1,6 +1,6 @@
 """The default `emodna` as it runs (configs/default.py, no test-only threshold) admits target examples.
 
-The first implementation's default had a threshold floor of 1.0: no target example could pass, and its
+The first implementation's default had a FreeMatch threshold floor of 1.0: no target example could pass, and its
 class-level half never acted while every test (which lowered the floor) passed. Here nothing of the
 method is changed: only the data (an in-memory toy problem of one-frame features, like `affect`'s) and
 the run's bookkeeping (no plots, one checkpoint).
@@ -37,9 +37,10 @@ def test_default_emodna_as_it_runs_admits_target_examples(tmp_path, monkeypatch)
     monkeypatch.setattr(input_pipeline, "create_task_data", functools.partial(
         input_pipeline.create_task_data, load_fn=lambda name, config, split: corpora[name]))
     c = default.get_config()
-    as_it_runs = (c.pseudo.threshold, c.pseudo.tau_min, c.pseudo.warmup_steps, c.num_steps)
+    as_it_runs = (c.pseudo.threshold, c.pseudo.quantile_end, c.loss.class_align, c.pseudo.warmup_steps,
+                  c.num_steps)
     c.plots, c.checkpoint_every, c.num_devices = False, c.num_steps, 1
-    assert as_it_runs == ("freematch", 0.7, 40, 200)  # the published adaptive thresholds, floor below 1
+    assert as_it_runs == ("quantile", 0.6, "cross_entropy", 40, 200)  # per-class adaptive thresholds
 
     results = trainer.train_and_evaluate(c, str(tmp_path / "run"))
 

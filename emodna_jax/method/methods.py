@@ -79,25 +79,29 @@ METHODS: dict[str, Method] = {
         "Self-training: cross-entropy on target pseudo-labels above a fixed confidence threshold "
         "(pseudo.fixed_threshold).", True, {
             "model.batch_norm": "shared", "loss.corpus_id_weight": 0.0, "loss.decoupling_weight": 0.0,
-            "loss.corpus_align": "none", "loss.corpus_align_weight": 0.0,
-            "loss.class_align": "cross_entropy", "loss.class_align_weight": 1.0, "pseudo.threshold": "fixed",
+            "loss.corpus_align": "none", "loss.corpus_align_weight": 0.0, "pseudo.threshold": "fixed",
             "select.grid": "pseudo.fixed_threshold=0.8,0.9,0.95"}),
     "self_training_balanced": Method(
         "Class-balanced self-training: cross-entropy on the most confident fraction of each predicted "
         "class (pseudo.quantile_start -> quantile_end over adaptation; Zou et al. 2018).", True, {
             "model.batch_norm": "shared", "loss.corpus_id_weight": 0.0, "loss.decoupling_weight": 0.0,
-            "loss.corpus_align": "none", "loss.corpus_align_weight": 0.0,
-            "loss.class_align": "cross_entropy", "loss.class_align_weight": 1.0,
-            "pseudo.threshold": "quantile", "select.grid": "pseudo.quantile_end=0.4,0.6,0.8"}),
+            "loss.corpus_align": "none", "loss.corpus_align_weight": 0.0}),  # the base's class-level half
     # ---- Emo-DNA --------------------------------------------------------------------------------
     "emodna_literal": Method(
-        "Emo-DNA as published: the default's components with BatchNorm statistics shared by the corpora "
-        "and the decoupling, corpus- and class-level weights at 1.", True, {
+        "Emo-DNA as the design first read it: prototype class-level alignment with FreeMatch thresholds, "
+        "BatchNorm statistics shared by the corpora, the decoupling, corpus- and class-level weights at 1.",
+        True, {
             "model.batch_norm": "shared", "loss.decoupling_weight": 1.0, "loss.corpus_align_weight": 1.0,
-            "loss.class_align_weight": 1.0, "select.grid": NO_GRID}),
+            "loss.class_align": "prototype", "pseudo.threshold": "freematch", "select.grid": NO_GRID}),
     "emodna": Method(
-        "Emo-DNA, this project's default (configs/default.py): the published components, per-corpus "
-        "BatchNorm statistics, auxiliary weights 0.1, FreeMatch thresholds with floor 0.7.", False, {}),
+        "Emo-DNA, this project's default (configs/default.py): the published components, class-level "
+        "alignment as cross-entropy on class-balanced pseudo-labels, per-corpus BatchNorm statistics, "
+        "decoupling and corpus-level weights 0.1.", False, {}),
+    "emodna_prototype_align": Method(
+        "The default with prototype class-level alignment (weight 0.1 or 1) and FreeMatch or quantile "
+        "thresholds: the default before docs/decisions.md §11.", False, {
+            "loss.class_align": "prototype", "loss.class_align_weight": 0.1, "pseudo.threshold": "freematch",
+            "select.grid": "pseudo.threshold=freematch,quantile;loss.class_align_weight=0.1,1.0"}),
     "emodna_no_decoupling": Method(
         "The default without the corpus encoder's losses and the contrastive decoupling.", False, {
             "loss.corpus_id_weight": 0.0, "loss.decoupling_weight": 0.0}),
@@ -107,20 +111,11 @@ METHODS: dict[str, Method] = {
     "emodna_no_class_align": Method(
         "The default without class-level alignment (pseudo-labels still feed the decoupling and the "
         "emotion prototypes).", False, {
-            "loss.class_align": "none", "loss.class_align_weight": 0.0,
-            "select.grid": "pseudo.threshold=freematch,quantile"}),
-    # Proposed after the table of every method above (benchmarks/RESULTS.md: class-balanced
-    # self-training was the one method that clearly added), so its own numbers are post hoc; its grid is
-    # self_training_balanced's, and it was confirmed on leave-one-corpus-out tasks by a rule declared
-    # before those runs (docs/decisions.md). Not the default.
-    "emodna_self_training": Method(
-        "The default with class-level alignment as cross-entropy on class-balanced pseudo-labels (the "
-        "most confident fraction of each predicted class), weight 1.", False, {
-            "loss.class_align": "cross_entropy", "loss.class_align_weight": 1.0, "pseudo.threshold": "quantile",
-            "select.grid": "pseudo.quantile_end=0.4,0.6,0.8"}),
+            "loss.class_align": "none", "loss.class_align_weight": 0.0}),
     "emodna_fixed_threshold": Method(
-        "The default with a fixed confidence threshold (pseudo.fixed_threshold) instead of the adaptive "
-        "ones.", False, {"pseudo.threshold": "fixed", "select.grid": "loss.class_align_weight=0.1,1.0"}),
+        "The default with a fixed confidence threshold (pseudo.fixed_threshold) instead of the "
+        "class-balanced ones.", False, {
+            "pseudo.threshold": "fixed", "select.grid": "pseudo.fixed_threshold=0.8,0.9,0.95"}),
 }
 
 # Every field some method sets: `expand_method_flag` writes all of them, so that a method chosen by
