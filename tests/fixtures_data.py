@@ -2,14 +2,15 @@
 corpora built once per pytest session into one TFDS data_dir, and one persistent compilation cache.
 
 The builds are the suite's largest fixed cost (600 synthesised utterances per front end: affect about
-60 s of CPU, mfcc39 about 30 s on these 2 cores), so each front end is built at most once per session,
-into one folder every module reads, and only when a test asks for it.
+60 s of CPU, mfcc39 about 30 s on these 2 cores), so each front end is built at most once per run (by
+one pytest-xdist worker), into one folder every module reads, and only when a test asks for it.
 
 A module that imports one of these fixtures (as older modules did) gets its own fixture instance;
 the folders and the set of built front ends are kept here, at module level, so that even then
 nothing is built twice.
 """
 
+import fcntl
 import os
 
 import pytest
@@ -20,19 +21,28 @@ _CACHE_OPTIONS = {"jax_persistent_cache_min_compile_time_secs": 0.0,
 
 
 def session_dir(tmp_path_factory, name: str) -> str:
-    """A folder of this pytest session, the same for every module that asks for `name`."""
-    path = tmp_path_factory.getbasetemp() / name
+    """A folder of this pytest session, the same for every module that asks for `name`, and, under
+    pytest-xdist (scripts/test.sh runs two workers), for every worker of the run: their base folders
+    share one parent."""
+    base = tmp_path_factory.getbasetemp()
+    path = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
     path.mkdir(exist_ok=True)
     return str(path)
 
 
 def build_synthetic(tmp_path_factory, features: str) -> str:
-    """The session's synthetic TFDS data_dir with front end `features` built (once per session)."""
+    """The session's synthetic TFDS data_dir with front end `features` built (once per run: the first
+    worker to ask builds it under a file lock, the others wait for it and read it)."""
     data_dir = session_dir(tmp_path_factory, "synthetic_tfds")
     if features not in _BUILT:
-        from data.synthetic import synthetic_dataset_builder
+        with open(os.path.join(data_dir, ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            marker = os.path.join(data_dir, f".built-{features}")
+            if not os.path.exists(marker):
+                from data.synthetic import synthetic_dataset_builder
 
-        synthetic_dataset_builder.Builder(config=features, data_dir=data_dir).download_and_prepare()
+                synthetic_dataset_builder.Builder(config=features, data_dir=data_dir).download_and_prepare()
+                open(marker, "w").close()
         _BUILT.add(features)
     return data_dir
 

@@ -130,7 +130,7 @@ def test_head_and_centroid_keeps_only_head_pseudo_labels_the_centroid_table_repe
     from emodna_jax.model import models
     from emodna_jax.train import train_state, train_step
 
-    config = helpers.tiny_config("emodna")
+    config = helpers.tiny_config("emodna", **{"pseudo.threshold": "freematch"})  # floor 0: most rows pass
     model = models.create_model(config, num_classes=NUM_CLASSES, num_corpora=2, axis_name="batch")
     state = train_state.create_train_state(config, model, train_state.create_optimizer(config),
                                            feature_shape=helpers.TINY_SHAPE)
