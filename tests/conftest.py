@@ -15,6 +15,16 @@ os.environ["XLA_FLAGS"] = (
     " --xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# librosa's numba functions cache their compiled code beside librosa (cache=True). Two pytest-xdist
+# workers (or their train.py/eval.py processes) compiling the same function into a fresh venv at once
+# wrote one cache file together, and the process that loaded it segfaulted in librosa.yin (measured
+# on a fresh clone). Each worker, and the processes it starts, gets a numba cache of its own.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    import tempfile
+
+    os.environ["NUMBA_CACHE_DIR"] = os.path.join(
+        tempfile.gettempdir(), "emodna-numba-" + os.environ.get("PYTEST_XDIST_TESTRUNUID", "run")[:12],
+        os.environ["PYTEST_XDIST_WORKER"])
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
