@@ -11,7 +11,7 @@ if [[ ! -x "$venv/bin/python" ]]; then
   python3 -m venv "$venv"
 fi
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
-  echo "[setup] installing requirements.txt (about a minute on a fresh machine)" >&2
+  echo "[setup] installing requirements.txt (2-3 minutes on a fresh machine)" >&2
   log=$(mktemp)
   if ! ("$venv/bin/pip" install -q --upgrade pip && "$venv/bin/pip" install -q -r "$root/requirements.txt") >"$log" 2>&1; then
     grep -v "is ignored: it is neither a file nor a directory" "$log" | tail -n 40 >&2
