@@ -21,8 +21,12 @@ import argparse
 import json
 import os
 import statistics
+import sys
 
-TASKS = ("c2b", "c2e", "b2c", "b2e", "e2c", "e2b")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.accuracy_benchmark import TASKS  # noqa: E402
+from benchmarks.loco_table import cell as mean_std  # noqa: E402
 
 
 def read_row(spec: str, tasks: tuple[str, ...]) -> tuple[str, dict[tuple[str, int], dict]]:
@@ -40,13 +44,6 @@ def read_row(spec: str, tasks: tuple[str, ...]) -> tuple[str, dict[tuple[str, in
     if not runs:
         raise SystemExit(f"--row={spec}: no results.json under {folder}/<task>/{method}/seed*/")
     return label, runs
-
-
-def mean_std(values: list[float]) -> str:
-    if not values:
-        return "-"
-    spread = f" ± {statistics.stdev(values):.1f}" if len(values) > 1 else ""
-    return f"{statistics.mean(values):.1f}{spread}"
 
 
 def task_mean_per_seed(runs: dict, tasks: tuple[str, ...]) -> list[float]:

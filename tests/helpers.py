@@ -71,3 +71,14 @@ def reshard(batch: dict, devices: int) -> dict:
         flat = a.reshape((-1,) + a.shape[2:])
         return flat.reshape((devices, -1) + a.shape[2:])
     return {k: {kk: one(v) for kk, v in d.items()} for k, d in batch.items()}
+
+
+def write_results(root: str, task: str, method: str, seed: int, uar: float) -> None:
+    """One run's results.json where accuracy_benchmark.py writes it: <root>/<task>/<method>/seed<S>/."""
+    import json
+    import os
+
+    folder = os.path.join(root, task, method, f"seed{seed}")
+    os.makedirs(folder)
+    with open(os.path.join(folder, "results.json"), "w") as f:
+        json.dump({"uar": uar}, f)

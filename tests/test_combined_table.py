@@ -1,25 +1,17 @@
 """benchmarks/combined_table.py: rows from several benchmark folders, paired by task and seed."""
 
-import json
-import os
 
 import pytest
 
 from benchmarks import combined_table
-
-
-def _write(folder, task, method, seed, uar):
-    path = os.path.join(folder, task, method, f"seed{seed}")
-    os.makedirs(path)
-    with open(os.path.join(path, "results.json"), "w") as f:
-        json.dump({"uar": uar}, f)
+from tests import helpers
 
 
 def test_rows_from_two_folders_are_paired_by_task_and_seed(tmp_path):
     old, new = str(tmp_path / "old"), str(tmp_path / "new")
     for seed, (a, b) in enumerate([(40.0, 44.0), (42.0, 43.0), (50.0, 49.0)]):
-        _write(old, "c2b", "source_only", seed, a)
-        _write(new, "c2b", "renamed", seed, b)  # the method ran under another name in its folder
+        helpers.write_results(old, "c2b", "source_only", seed, a)
+        helpers.write_results(new, "c2b", "renamed", seed, b)  # the method ran under another name in its folder
     rows = [combined_table.read_row(f"source_only:{old}", ("c2b",)),
             combined_table.read_row(f"emodna:{new}:renamed", ("c2b",))]
     table = combined_table.table(rows, ["source_only"], ("c2b",)).splitlines()
@@ -32,7 +24,7 @@ def test_rows_from_two_folders_are_paired_by_task_and_seed(tmp_path):
 def test_a_row_without_runs_and_an_unknown_pairing_are_refused(tmp_path):
     with pytest.raises(SystemExit, match="no results.json"):
         combined_table.read_row(f"emodna:{tmp_path}", ("c2b",))
-    _write(str(tmp_path), "c2b", "emodna", 0, 50.0)
+    helpers.write_results(str(tmp_path), "c2b", "emodna", 0, 50.0)
     rows = [combined_table.read_row(f"emodna:{tmp_path}", ("c2b",))]
     with pytest.raises(SystemExit, match="--paired=adabn"):
         combined_table.table(rows, ["adabn"], ("c2b",))

@@ -2,7 +2,6 @@
 held-out speakers for selection (input_pipeline.auto_val_speakers), and the table that sets them
 beside the single-source tasks (benchmarks/loco_table.py)."""
 
-import json
 import os
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 from benchmarks import loco_table
 from configs import cross_corpus
 from emodna_jax.audio import input_pipeline
+from tests import helpers
 
 
 def test_several_source_letters_pool_corpora_and_bad_tasks_are_refused():
@@ -30,21 +30,14 @@ def test_pooled_sources_hold_out_each_corpus_own_speakers():
     assert input_pipeline.auto_val_speakers("casia", ["wangzhe", "zhaoquanyin"]) == ["wangzhe"]
 
 
-def _write(root, task, method, seed, uar):
-    folder = os.path.join(root, task, method, f"seed{seed}")
-    os.makedirs(folder)
-    with open(os.path.join(folder, "results.json"), "w") as f:
-        json.dump({"uar": uar}, f)
-
-
 def test_loco_table_sets_both_sources_beside_the_better_single_one(tmp_path):
     single, multi = str(tmp_path / "single"), str(tmp_path / "multi")
     for seed, (c2b, e2b, ce2b) in enumerate([(40.0, 60.0, 61.0), (42.0, 62.0, 65.0)]):
-        _write(single, "c2b", "source_only", seed, c2b)
-        _write(single, "e2b", "source_only", seed, e2b)
-        _write(multi, "ce2b", "source_only", seed, ce2b)
+        helpers.write_results(single, "c2b", "source_only", seed, c2b)
+        helpers.write_results(single, "e2b", "source_only", seed, e2b)
+        helpers.write_results(multi, "ce2b", "source_only", seed, ce2b)
     # a selection's grid point is not a seed of its own
-    _write(os.path.join(multi, "ce2b", "source_only", "seed0", "grid"), "x", "y", 0, 0.0)
+    helpers.write_results(os.path.join(multi, "ce2b", "source_only", "seed0", "grid"), "x", "y", 0, 0.0)
     text = loco_table.table(single, [("per_corpus", multi)], ["source_only"])
     row = next(line for line in text.splitlines() if line.startswith("| CE->B"))
     cells = [c.strip() for c in row.strip("|").split("|")]
